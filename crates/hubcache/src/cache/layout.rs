@@ -1,0 +1,196 @@
+//! Pure path math for the huggingface_hub cache layout; nothing here touches the disk.
+//!
+//! ```text
+//! <cache>/
+//! ├── CACHEDIR.TAG
+//! ├── .locks/<repo folder>/<etag>.lock
+//! └── <repo folder>/                         models--org--name, datasets--…, spaces--…
+//!     ├── blobs/<etag>                       content, named by the normalised etag
+//!     ├── blobs/<etag>.<8 hex>.incomplete    a download in progress
+//!     ├── refs/<revision>                    40-hex commit, no newline
+//!     ├── snapshots/<commit>/<path>          relative symlink → ../../blobs/<etag>
+//!     ├── .no_exist/<commit>/<path>          empty marker: the file is absent at that commit
+//!     └── trees/<commit>.json                file listing of that commit
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::repo::{CommitHash, Repo, RepoPath};
+
+/// Exact content of `CACHEDIR.TAG` as huggingface_hub writes it.
+pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by huggingface_hub.\n\
+# For information about cache directory tags, see:\n\
+#\thttps://bford.info/cachedir/\n";
+
+/// Paths of one cache root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheLayout {
+    root: PathBuf,
+}
+
+/// Paths inside one repo folder of the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoLayout {
+    root: PathBuf,
+    locks: PathBuf,
+}
+
+impl CacheLayout {
+    /// Layout of the cache rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        CacheLayout { root: root.into() }
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<cache>/CACHEDIR.TAG`.
+    pub fn cachedir_tag(&self) -> PathBuf {
+        self.root.join("CACHEDIR.TAG")
+    }
+
+    /// Layout of one repo's folder.
+    pub fn repo(&self, repo: &Repo) -> RepoLayout {
+        let folder = repo.folder_name();
+        RepoLayout {
+            root: self.root.join(&folder),
+            locks: self.root.join(".locks").join(folder),
+        }
+    }
+}
+
+impl RepoLayout {
+    /// The repo folder (`<cache>/models--org--name`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `blobs/`.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// `blobs/<etag>`.
+    pub fn blob(&self, etag: &str) -> PathBuf {
+        self.blobs_dir().join(etag)
+    }
+
+    /// `blobs/<etag>.<suffix>.incomplete` where suffix is 8 lower-case hex.
+    pub fn temp_blob(&self, etag: &str, suffix: &str) -> PathBuf {
+        self.blobs_dir().join(format!("{etag}.{suffix}.incomplete"))
+    }
+
+    /// `refs/<revision>` (nested for `refs/pr/1`).
+    pub fn ref_file(&self, revision: &str) -> PathBuf {
+        self.root.join("refs").join(revision)
+    }
+
+    /// `snapshots/<commit>/`.
+    pub fn snapshot_dir(&self, commit: &CommitHash) -> PathBuf {
+        self.root.join("snapshots").join(commit.as_str())
+    }
+
+    /// `snapshots/<commit>/<path>` with OS separators.
+    pub fn snapshot_file(&self, commit: &CommitHash, path: &RepoPath) -> PathBuf {
+        join_repo_path(&self.snapshot_dir(commit), path)
+    }
+
+    /// `.no_exist/<commit>/<path>`.
+    pub fn no_exist_marker(&self, commit: &CommitHash, path: &RepoPath) -> PathBuf {
+        join_repo_path(&self.root.join(".no_exist").join(commit.as_str()), path)
+    }
+
+    /// `trees/<commit>.json`.
+    pub fn tree_file(&self, commit: &CommitHash) -> PathBuf {
+        self.root.join("trees").join(format!("{}.json", commit.as_str()))
+    }
+
+    /// `<cache>/.locks/<repo folder>/<etag>.lock`.
+    pub fn lock_file(&self, etag: &str) -> PathBuf {
+        self.locks.join(format!("{etag}.lock"))
+    }
+}
+
+/// Joins a validated repo path onto a folder, one segment at a time.
+pub fn join_repo_path(base: &Path, path: &RepoPath) -> PathBuf {
+    let mut out = base.to_path_buf();
+    for seg in path.segments() {
+        out.push(seg);
+    }
+    out
+}
+
+/// Relative symlink target from `snapshots/<commit>/<path>` to `blobs/<etag>`.
+pub fn blob_link_target(path: &RepoPath, etag: &str) -> PathBuf {
+    let mut target = PathBuf::new();
+    for _ in 0..path.depth() + 2 {
+        target.push("..");
+    }
+    target.push("blobs");
+    target.push(etag);
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{RepoId, RepoType};
+
+    #[test]
+    fn paths() {
+        let cache = CacheLayout::new("/c");
+        let repo = cache.repo(&Repo::new(RepoId::new("org/m").unwrap(), RepoType::Model));
+        let commit = CommitHash::new(&"a".repeat(40)).unwrap();
+        let path = RepoPath::new("1_Pooling/config.json").unwrap();
+        assert_eq!(repo.blob("e"), PathBuf::from("/c/models--org--m/blobs/e"));
+        assert_eq!(
+            repo.temp_blob("e", "0a1b2c3d"),
+            PathBuf::from("/c/models--org--m/blobs/e.0a1b2c3d.incomplete")
+        );
+        assert_eq!(
+            repo.ref_file("refs/pr/1"),
+            PathBuf::from("/c/models--org--m/refs/refs/pr/1")
+        );
+        assert_eq!(
+            repo.snapshot_file(&commit, &path),
+            PathBuf::from(format!(
+                "/c/models--org--m/snapshots/{}/1_Pooling/config.json",
+                "a".repeat(40)
+            ))
+        );
+        assert_eq!(
+            repo.no_exist_marker(&commit, &path),
+            PathBuf::from(format!(
+                "/c/models--org--m/.no_exist/{}/1_Pooling/config.json",
+                "a".repeat(40)
+            ))
+        );
+        assert_eq!(repo.lock_file("e"), PathBuf::from("/c/.locks/models--org--m/e.lock"));
+        assert_eq!(
+            repo.tree_file(&commit),
+            PathBuf::from(format!("/c/models--org--m/trees/{}.json", "a".repeat(40)))
+        );
+    }
+
+    #[test]
+    fn link_targets() {
+        assert_eq!(
+            blob_link_target(&RepoPath::new("a").unwrap(), "e"),
+            PathBuf::from("../../blobs/e")
+        );
+        assert_eq!(
+            blob_link_target(&RepoPath::new("x/y/a").unwrap(), "e"),
+            PathBuf::from("../../../../blobs/e")
+        );
+    }
+
+    #[test]
+    fn cachedir_tag_bytes() {
+        assert_eq!(CACHEDIR_TAG.lines().count(), 4);
+        assert!(CACHEDIR_TAG.ends_with("#\thttps://bford.info/cachedir/\n"));
+        assert!(CACHEDIR_TAG.starts_with("Signature: 8a477f597d28d172789f06886806bc55\n# This"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The file pipeline (`hf_hub_download` in cache mode), top to bottom:
+//!
+//! 1. commit-pinned and present → the path, no network;
+//! 2. offline → ref → commit → snapshot entry, or a clear offline error;
+//! 3. HEAD → commit, etag, size, location (404 with a commit → `.no_exist` marker);
+//!    a transient failure falls back to what is cached, then retries patiently once;
+//! 4. snapshot entry present → the path (ref refreshed best-effort);
+//! 5. lock `.locks/<repo>/<etag>.lock`, check the blob again, stream to a temp file while
+//!    hashing, verify size and hash, rename into `blobs/`;
+//! 6. link the snapshot entry, return its path.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::{FileRequest, Hub};
+use crate::cache::commit::{self, LinkMode};
+use crate::cache::lookup::{self, CacheLookup};
+use crate::error::{Error, Result};
+use crate::hub::transfer;
+use crate::hub::{FileMetadata, HubError};
+use crate::lock::LockedFile;
+use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
+
+/// What is known about a file before its transfer: enough to skip the HEAD.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownFile {
+    pub commit: CommitHash,
+    pub etag: String,
+    pub size: Option<u64>,
+    pub location: String,
+}
+
+/// Removes a temp file unless it was persisted (also on error, panic or cancellation).
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+pub(crate) fn describe_file(path: &RepoPath) -> String {
+    format!("file `{path}`")
+}
+
+impl Hub {
+    /// Downloads one file into the cache (or `local_dir`) and returns its path.
+    pub async fn download_file(&self, req: &FileRequest) -> Result<PathBuf> {
+        if let Some(dir) = &req.local_dir {
+            return self.download_to_local_dir(req, dir).await;
+        }
+        let layout = self.cache.repo(&req.repo);
+        // 1. Commit-pinned and present: no network, no lock, no write.
+        if let (Revision::Commit(c), false) = (&req.revision, req.force) {
+            let pointer = layout.snapshot_file(c, &req.path);
+            if crate::fs::is_file(&pointer) {
+                return Ok(pointer);
+            }
+        }
+        // 2. Offline: the cache or a clear error.
+        if let Some(reason) = self.offline_reason(req.local_only) {
+            return match self.lookup(&req.repo, &req.revision, &req.path) {
+                CacheLookup::Hit(p) if !req.force => Ok(p),
+                _ => Err(Error::Offline {
+                    repo: req.repo.to_string(),
+                    revision: req.revision.to_string(),
+                    what: describe_file(&req.path),
+                    cache: self.cache.root().to_path_buf(),
+                    reason,
+                }),
+            };
+        }
+        // 3. Metadata.
+        let meta = self.metadata_or_fallback(req).await?;
+        let meta = match meta {
+            Ok(m) => m,
+            Err(cached) => return Ok(cached),
+        };
+        let known = validate_metadata(meta)?;
+        self.fetch_known(&req.repo, Some(&req.revision), &req.path, &known, req.force)
+            .await
+    }
+
+    /// HEAD with Python's fallbacks. `Ok(Err(path))` means "serve this cached copy".
+    async fn metadata_or_fallback(&self, req: &FileRequest) -> Result<Result<FileMetadata, PathBuf>> {
+        let rev = req.revision.as_str();
+        let first = self.client.file_metadata(&req.repo, rev, &req.path, false).await;
+        let err = match first {
+            Ok(m) => return Ok(Ok(m)),
+            Err(e) => e,
+        };
+        let hub_err = |source: HubError| Error::Hub {
+            repo: req.repo.to_string(),
+            revision: rev.to_string(),
+            what: describe_file(&req.path),
+            source,
+        };
+        match &err {
+            HubError::EntryNotFound { commit: Some(c), .. } => {
+                if let Ok(commit) = CommitHash::new(c) {
+                    self.record_missing(&req.repo, &req.revision, &commit, &req.path);
+                }
+                return Err(hub_err(err));
+            }
+            HubError::EntryNotFound { .. } | HubError::RevisionNotFound { .. } => return Err(hub_err(err)),
+            _ => {}
+        }
+        if !req.force {
+            if let CacheLookup::Hit(p) = self.lookup(&req.repo, &req.revision, &req.path) {
+                self.reporter
+                    .warning(&format!("using the cached copy of {} of {}: {err}", req.path, req.repo));
+                return Ok(Err(p));
+            }
+        }
+        let err = if err.is_transient() {
+            match self.client.file_metadata(&req.repo, rev, &req.path, true).await {
+                Ok(m) => return Ok(Ok(m)),
+                Err(e) => e,
+            }
+        } else {
+            err
+        };
+        Err(if err.is_transient() {
+            Error::Unreachable {
+                repo: req.repo.to_string(),
+                revision: rev.to_string(),
+                what: describe_file(&req.path),
+                source: err,
+            }
+        } else {
+            hub_err(err)
+        })
+    }
+
+    /// `.no_exist/<commit>/<path>` and the ref, best-effort (a read-only cache is fine).
+    fn record_missing(&self, repo: &Repo, revision: &Revision, commit: &CommitHash, path: &RepoPath) {
+        let layout = self.cache.repo(repo);
+        let _ = commit::write_no_exist(&layout, commit, path);
+        if let Revision::Ref(name) = revision {
+            let _ = commit::write_ref(&layout, name, commit);
+        }
+    }
+
+    /// Steps 4–6 for a file whose commit, etag and size are known.
+    pub(crate) async fn fetch_known(
+        &self,
+        repo: &Repo,
+        revision: Option<&Revision>,
+        path: &RepoPath,
+        known: &KnownFile,
+        force: bool,
+    ) -> Result<PathBuf> {
+        let layout = self.cache.repo(repo);
+        let pointer = layout.snapshot_file(&known.commit, path);
+        let update_ref = || {
+            if let Some(Revision::Ref(name)) = revision {
+                if let Err(e) = commit::write_ref(&layout, name, &known.commit) {
+                    self.reporter
+                        .warning(&format!("cannot update ref {name} of {repo}: {e}"));
+                }
+            }
+        };
+        if !force && crate::fs::is_file(&pointer) {
+            update_ref();
+            return Ok(pointer);
+        }
+        let blobs = layout.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+        crate::fs::create_parent(&pointer).map_err(|e| Error::io("create the folder of", &pointer, e))?;
+        let _ = commit::ensure_cachedir_tag(&self.cache);
+        update_ref();
+        let mode = self.link_mode();
+        let lock_path = layout.lock_file(&known.etag);
+        let reporter = self.reporter.clone();
+        let _lock = LockedFile::acquire(&lock_path, self.lock_timeout, |p, waited| {
+            reporter.waiting_for_lock(p, waited)
+        })
+        .await?;
+        let blob = layout.blob(&known.etag);
+        if !force && crate::fs::is_file(&blob) {
+            return link(&layout, known, path, mode, false);
+        }
+        if !force && crate::fs::is_file(&pointer) {
+            return Ok(pointer);
+        }
+        self.transfer_to(
+            repo,
+            path,
+            known,
+            &layout.temp_blob(&known.etag, &crate::fs::random_suffix()),
+            &blob,
+        )
+        .await?;
+        link(&layout, known, path, mode, true)
+    }
+
+    /// Streams the content to `temp`, verifies it, and renames it onto `dest`.
+    pub(crate) async fn transfer_to(
+        &self,
+        repo: &Repo,
+        path: &RepoPath,
+        known: &KnownFile,
+        temp: &Path,
+        dest: &Path,
+    ) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp)
+            .map_err(|e| Error::io("create", temp, e))?;
+        let mut guard = TempGuard(Some(temp.to_path_buf()));
+        let mut progress = self.reporter.file_started(path.as_str(), known.size);
+        let result = transfer::download(
+            &self.client,
+            &known.location,
+            &mut file,
+            temp,
+            &known.etag,
+            known.size,
+            progress.as_mut(),
+        )
+        .await;
+        progress.finish();
+        drop(file);
+        result.map_err(|source| Error::Transfer {
+            repo: repo.to_string(),
+            what: describe_file(path),
+            source,
+        })?;
+        commit::persist_blob(temp, dest).map_err(|e| Error::io("move into place", dest, e))?;
+        guard.0 = None;
+        Ok(())
+    }
+}
+
+fn link(
+    layout: &crate::cache::RepoLayout,
+    known: &KnownFile,
+    path: &RepoPath,
+    mode: LinkMode,
+    new_blob: bool,
+) -> Result<PathBuf> {
+    commit::link_snapshot(layout, &known.commit, path, &known.etag, mode, new_blob)
+        .map_err(|e| Error::io("link", layout.snapshot_file(&known.commit, path), e))
+}
+
+/// Checks what the server said before any of it becomes a path.
+fn validate_metadata(meta: FileMetadata) -> Result<KnownFile> {
+    let commit = CommitHash::new(&meta.commit).map_err(|_| Error::BadResponse {
+        what: "commit hash (X-Repo-Commit)",
+        detail: meta.commit.escape_debug().to_string(),
+    })?;
+    if !is_valid_etag(&meta.etag) {
+        return Err(Error::BadResponse {
+            what: "etag",
+            detail: meta.etag.escape_debug().to_string(),
+        });
+    }
+    Ok(KnownFile {
+        commit,
+        etag: meta.etag,
+        size: meta.size,
+        location: meta.location,
+    })
+}
+
+/// Resolves a revision to a cached commit (for fallbacks): the commit itself or its ref.
+pub(crate) fn cached_commit(hub: &Hub, repo: &Repo, revision: &Revision) -> Option<CommitHash> {
+    lookup::resolve_commit(&hub.cache.repo(repo), revision)
+}

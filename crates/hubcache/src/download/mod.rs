@@ -1,0 +1,263 @@
+//! Download pipelines: one file (`hf_hub_download`) and a whole snapshot (`snapshot_download`).
+
+mod file;
+mod local_dir;
+pub mod patterns;
+mod snapshot;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::commit::LinkMode;
+use crate::cache::lookup::{self, CacheLookup};
+use crate::cache::CacheLayout;
+use crate::error::{Error, OfflineReason, Result};
+use crate::hub::{ClientConfig, HubClient, RetryPolicy};
+use crate::progress::{NoProgress, Reporter};
+use crate::repo::{Repo, RepoPath, Revision};
+use crate::settings::{Settings, Token};
+
+/// Default bound on waiting for another process's lock: long enough for a multi-GB download.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Default number of parallel file transfers in a snapshot.
+pub const DEFAULT_MAX_WORKERS: usize = 8;
+
+/// One file to fetch.
+#[derive(Debug, Clone)]
+pub struct FileRequest {
+    /// Repo and type.
+    pub repo: Repo,
+    /// Revision (default `main`).
+    pub revision: Revision,
+    /// Path in the repo (subfolder already joined).
+    pub path: RepoPath,
+    /// Download again even if cached.
+    pub force: bool,
+    /// Never touch the network for this call.
+    pub local_only: bool,
+    /// Place the file in this folder instead of the cache layout.
+    pub local_dir: Option<PathBuf>,
+}
+
+impl FileRequest {
+    /// A request for `path` at `revision` with default options.
+    pub fn new(repo: Repo, revision: Revision, path: RepoPath) -> Self {
+        FileRequest {
+            repo,
+            revision,
+            path,
+            force: false,
+            local_only: false,
+            local_dir: None,
+        }
+    }
+}
+
+/// A whole repo (or a filtered part) to fetch.
+#[derive(Debug, Clone)]
+pub struct SnapshotRequest {
+    /// Repo and type.
+    pub repo: Repo,
+    /// Revision (default `main`).
+    pub revision: Revision,
+    /// Allow patterns (fnmatch); empty = everything.
+    pub include: Vec<String>,
+    /// Ignore patterns (fnmatch).
+    pub exclude: Vec<String>,
+    /// Parallel transfers.
+    pub max_workers: usize,
+    /// Download again even if cached.
+    pub force: bool,
+    /// Never touch the network for this call.
+    pub local_only: bool,
+    /// Place the files in this folder instead of the cache layout.
+    pub local_dir: Option<PathBuf>,
+}
+
+impl SnapshotRequest {
+    /// A request for the whole repo at `revision` with default options.
+    pub fn new(repo: Repo, revision: Revision) -> Self {
+        SnapshotRequest {
+            repo,
+            revision,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            max_workers: DEFAULT_MAX_WORKERS,
+            force: false,
+            local_only: false,
+            local_dir: None,
+        }
+    }
+}
+
+/// The async entry point: a Hub client plus a cache.
+#[derive(Clone)]
+pub struct Hub {
+    client: HubClient,
+    cache: CacheLayout,
+    offline: bool,
+    disable_symlinks: bool,
+    lock_timeout: Duration,
+    reporter: Arc<dyn Reporter>,
+}
+
+/// Builds a [`Hub`] from explicit values.
+#[derive(Clone)]
+pub struct HubBuilder {
+    config: ClientConfig,
+    cache_dir: PathBuf,
+    offline: bool,
+    disable_symlinks: bool,
+    lock_timeout: Duration,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl HubBuilder {
+    /// Defaults for an endpoint and a cache folder.
+    pub fn new(endpoint: impl Into<String>, cache_dir: impl Into<PathBuf>) -> Self {
+        HubBuilder {
+            config: ClientConfig::new(endpoint),
+            cache_dir: cache_dir.into(),
+            offline: false,
+            disable_symlinks: false,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            reporter: Arc::new(NoProgress),
+        }
+    }
+
+    /// Everything from resolved settings (cache, endpoint, token, offline, timeouts, proxies).
+    pub fn from_settings(settings: &Settings) -> Self {
+        let mut b = HubBuilder::new(settings.endpoint.clone(), settings.cache_dir.clone());
+        b.config.token = settings.token.clone();
+        b.config.etag_timeout = settings.etag_timeout;
+        b.config.read_timeout = settings.download_timeout;
+        b.config.proxies = settings.proxies.clone();
+        b.offline = settings.offline;
+        b.disable_symlinks = settings.disable_symlinks;
+        b
+    }
+
+    /// Overrides the cache folder.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = dir.into();
+        self
+    }
+
+    /// Sets (or clears) the token.
+    pub fn token(mut self, token: Option<Token>) -> Self {
+        self.config.token = token;
+        self
+    }
+
+    /// Offline mode: every call is served from the cache only.
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// Never create symlinks (copy/move into snapshots instead).
+    pub fn disable_symlinks(mut self, disable: bool) -> Self {
+        self.disable_symlinks = disable;
+        self
+    }
+
+    /// Metadata (HEAD) timeout.
+    pub fn etag_timeout(mut self, t: Duration) -> Self {
+        self.config.etag_timeout = t;
+        self
+    }
+
+    /// Per-read transfer timeout.
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.config.read_timeout = t;
+        self
+    }
+
+    /// Retry policy for transient failures.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// Pause between resume attempts of a broken transfer.
+    pub fn resume_delay(mut self, d: Duration) -> Self {
+        self.config.resume_delay = d;
+        self
+    }
+
+    /// How long to wait for another process's download lock.
+    pub fn lock_timeout(mut self, t: Duration) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+
+    /// Where progress and notices go.
+    pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Extra user-agent part, e.g. `myapp/1.0`.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.config.user_agent = Some(ua.into());
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Hub> {
+        let client = HubClient::new(self.config).map_err(|source| Error::Unreachable {
+            repo: String::new(),
+            revision: String::new(),
+            what: "client setup".into(),
+            source,
+        })?;
+        Ok(Hub {
+            client,
+            cache: CacheLayout::new(absolute(&self.cache_dir)),
+            offline: self.offline,
+            disable_symlinks: self.disable_symlinks,
+            lock_timeout: self.lock_timeout,
+            reporter: self.reporter,
+        })
+    }
+}
+
+/// Makes a path absolute without requiring it to exist (symlinks in existing parts resolved).
+fn absolute(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+impl Hub {
+    /// The cache this hub reads and fills.
+    pub fn cache(&self) -> &CacheLayout {
+        &self.cache
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &HubClient {
+        &self.client
+    }
+
+    /// `try_to_load_from_cache`: no network.
+    pub fn lookup(&self, repo: &Repo, revision: &Revision, path: &RepoPath) -> CacheLookup {
+        lookup::try_to_load_from_cache(&self.cache, repo, revision, path)
+    }
+
+    fn offline_reason(&self, local_only: bool) -> Option<OfflineReason> {
+        if self.offline {
+            Some(OfflineReason::Env)
+        } else if local_only {
+            Some(OfflineReason::LocalOnly)
+        } else {
+            None
+        }
+    }
+
+    fn link_mode(&self) -> LinkMode {
+        LinkMode::detect(self.cache.root(), self.disable_symlinks)
+    }
+}

@@ -1,0 +1,244 @@
+//! The snapshot pipeline (`snapshot_download`):
+//!
+//! 1. the commit: the revision itself when it is a commit, else one `revision` API call;
+//! 2. offline (or the Hub unreachable) → `refs/` → snapshot folder, checked for completeness
+//!    against `trees/<commit>.json`;
+//! 3. the file list: `trees/<commit>.json`, else the recursive tree API (then cached);
+//! 4. include/exclude filter; ref written;
+//! 5. every selected file not yet in the snapshot is fetched in parallel, straight from the
+//!    listing's etag and size (no per-file HEAD), each verified against its hash.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use futures_util::stream::{self, StreamExt};
+
+use super::file::{cached_commit, KnownFile};
+use super::patterns::Filter;
+use super::{Hub, SnapshotRequest};
+use crate::cache::{commit, tree};
+use crate::error::{Error, OfflineReason, Result};
+use crate::hub::{url, HubError, TreeEntry};
+use crate::repo::{is_valid_etag, CommitHash, RepoPath, Revision};
+
+impl Hub {
+    /// Downloads a snapshot (or its filtered part) and returns the snapshot folder
+    /// (or the local dir).
+    pub async fn snapshot(&self, req: &SnapshotRequest) -> Result<PathBuf> {
+        let filter = Filter::new(&req.include, &req.exclude);
+        let offline = self.offline_reason(req.local_only);
+        let mut commit = req.revision.commit().cloned();
+        let mut api_error: Option<HubError> = None;
+        if commit.is_none() && offline.is_none() {
+            match self.client.revision_commit(&req.repo, req.revision.as_str()).await {
+                Ok(sha) => commit = Some(parse_commit(&sha)?),
+                Err(e @ HubError::RevisionNotFound { .. }) => return Err(self.snapshot_hub_error(req, e)),
+                Err(e) => api_error = Some(e),
+            }
+        }
+        let listing = match (&commit, offline) {
+            (Some(c), None) => match self.file_listing(req, c).await {
+                Ok(l) => Some(l),
+                Err(Error::Hub { source, .. }) if !matches!(source, HubError::RevisionNotFound { .. }) => {
+                    api_error = Some(source);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        let (Some(commit), Some(listing)) = (commit.clone(), listing) else {
+            return self.offline_snapshot(req, &filter, commit, offline, api_error);
+        };
+        let selected: Vec<(RepoPath, tree::TreeFile)> =
+            listing.into_iter().filter(|(p, _)| filter.keeps(p.as_str())).collect();
+        if let Revision::Ref(name) = &req.revision {
+            if req.local_dir.is_none() {
+                let _ = commit::write_ref(&self.cache.repo(&req.repo), name, &commit);
+            }
+        }
+        let target = match &req.local_dir {
+            Some(dir) => dir.clone(),
+            None => self.cache.repo(&req.repo).snapshot_dir(&commit),
+        };
+        let results: Vec<Result<PathBuf>> = stream::iter(selected)
+            .map(|(path, file)| {
+                let commit = commit.clone();
+                async move {
+                    let known = KnownFile {
+                        location: url::resolve_url(self.client.endpoint(), &req.repo, commit.as_str(), &path),
+                        etag: file.etag().to_string(),
+                        size: Some(file.content_size()),
+                        commit,
+                    };
+                    match &req.local_dir {
+                        Some(dir) => {
+                            let meta = local_metadata(dir, &path);
+                            if !req.force
+                                && meta.as_ref().is_some_and(|m| m.etag == known.etag)
+                                && dir.join(path.as_str()).is_file()
+                            {
+                                return Ok(dir.join(path.as_str()));
+                            }
+                            self.fetch_known_local(&req.repo, &path, dir, &known, req.force, meta)
+                                .await
+                        }
+                        None => self.fetch_known(&req.repo, None, &path, &known, req.force).await,
+                    }
+                }
+            })
+            .buffer_unordered(req.max_workers.max(1))
+            .collect()
+            .await;
+        if let Some(err) = results.into_iter().find_map(Result::err) {
+            return Err(err);
+        }
+        if req.local_dir.is_none() {
+            std::fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
+        }
+        Ok(target)
+    }
+
+    /// The commit's files: from `trees/<commit>.json`, else the tree API (then cached).
+    async fn file_listing(
+        &self,
+        req: &SnapshotRequest,
+        commit: &CommitHash,
+    ) -> Result<BTreeMap<RepoPath, tree::TreeFile>> {
+        let tree_path = match &req.local_dir {
+            Some(dir) => dir.join(".cache/huggingface/trees").join(format!("{commit}.json")),
+            None => self.cache.repo(&req.repo).tree_file(commit),
+        };
+        if let Some(listing) = tree::read(&tree_path) {
+            return Ok(listing);
+        }
+        let entries = self
+            .client
+            .list_tree(&req.repo, commit.as_str())
+            .await
+            .map_err(|e| self.snapshot_hub_error(req, e))?;
+        let listing = listing_from_entries(entries)?;
+        let _ = tree::write(&tree_path, &listing);
+        Ok(listing)
+    }
+
+    fn snapshot_hub_error(&self, req: &SnapshotRequest, source: HubError) -> Error {
+        Error::Hub {
+            repo: req.repo.to_string(),
+            revision: req.revision.to_string(),
+            what: "snapshot".into(),
+            source,
+        }
+    }
+
+    /// The offline branch: the cached snapshot if there is one (and it is complete).
+    fn offline_snapshot(
+        &self,
+        req: &SnapshotRequest,
+        filter: &Filter,
+        commit: Option<CommitHash>,
+        offline: Option<OfflineReason>,
+        api_error: Option<HubError>,
+    ) -> Result<PathBuf> {
+        if let Some(dir) = &req.local_dir {
+            if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+                return Ok(dir.clone());
+            }
+        } else {
+            let commit = commit.or_else(|| cached_commit(self, &req.repo, &req.revision));
+            if let Some(commit) = commit {
+                let layout = self.cache.repo(&req.repo);
+                let dir = layout.snapshot_dir(&commit);
+                if dir.is_dir() {
+                    if let Some(listing) = tree::read(&layout.tree_file(&commit)) {
+                        let missing: Vec<String> = listing
+                            .keys()
+                            .filter(|p| filter.keeps(p.as_str()))
+                            .filter(|p| !crate::fs::is_file(&layout.snapshot_file(&commit, p)))
+                            .map(|p| p.to_string())
+                            .collect();
+                        if !missing.is_empty() {
+                            return Err(Error::IncompleteSnapshot {
+                                repo: req.repo.to_string(),
+                                snapshot: dir,
+                                missing,
+                            });
+                        }
+                    }
+                    if let Some(e) = &api_error {
+                        self.reporter
+                            .warning(&format!("using the cached snapshot of {}: {e}", req.repo));
+                    }
+                    return Ok(dir);
+                }
+            }
+        }
+        let revision = req.revision.to_string();
+        let repo = req.repo.to_string();
+        Err(match (offline, api_error) {
+            (Some(reason), _) => Error::Offline {
+                repo,
+                revision,
+                what: "snapshot".into(),
+                cache: req.local_dir.clone().unwrap_or_else(|| self.cache.root().to_path_buf()),
+                reason,
+            },
+            (None, Some(source)) if source.is_transient() => Error::Unreachable {
+                repo,
+                revision,
+                what: "snapshot".into(),
+                source,
+            },
+            (None, Some(source)) => Error::Hub {
+                repo,
+                revision,
+                what: "snapshot".into(),
+                source,
+            },
+            (None, None) => Error::BadResponse {
+                what: "revision",
+                detail: "no commit could be determined".into(),
+            },
+        })
+    }
+}
+
+fn local_metadata(dir: &std::path::Path, path: &RepoPath) -> Option<super::local_dir::LocalMetadata> {
+    let paths = super::local_dir::local_paths(dir, path);
+    std::fs::read_to_string(&paths.metadata)
+        .ok()
+        .and_then(|t| super::local_dir::parse_metadata(&t))
+}
+
+fn parse_commit(sha: &str) -> Result<CommitHash> {
+    CommitHash::new(sha).map_err(|_| Error::BadResponse {
+        what: "commit hash (sha)",
+        detail: sha.escape_debug().to_string(),
+    })
+}
+
+/// Turns tree API entries into a validated listing; a hostile path or etag is an error.
+fn listing_from_entries(entries: Vec<TreeEntry>) -> Result<BTreeMap<RepoPath, tree::TreeFile>> {
+    let mut out = BTreeMap::new();
+    for e in entries.into_iter().filter(|e| e.kind == "file") {
+        let path = RepoPath::new(&e.path).map_err(|err| Error::BadResponse {
+            what: "file path in the tree listing",
+            detail: err.to_string(),
+        })?;
+        let file = tree::TreeFile {
+            size: e.lfs.as_ref().map(|l| l.size).unwrap_or(e.size),
+            blob_id: e.oid.clone(),
+            lfs_sha256: e.lfs.as_ref().map(|l| l.oid.clone()),
+            lfs_size: e.lfs.as_ref().map(|l| l.size),
+            xet_hash: e.xet_hash.clone(),
+        };
+        if !is_valid_etag(file.etag()) {
+            return Err(Error::BadResponse {
+                what: "blob id in the tree listing",
+                detail: format!("{} for {}", file.etag().escape_debug(), path),
+            });
+        }
+        out.insert(path, file);
+    }
+    Ok(out)
+}

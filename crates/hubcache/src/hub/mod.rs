@@ -1,0 +1,11 @@
+//! Talking to a Hub-compatible endpoint: URLs, metadata (HEAD), listings, verified transfers.
+
+pub mod client;
+pub mod error;
+pub mod retry;
+pub mod transfer;
+pub mod url;
+
+pub use client::{ClientConfig, FileMetadata, HubClient, TreeEntry};
+pub use error::HubError;
+pub use retry::RetryPolicy;

@@ -1,0 +1,423 @@
+//! Streams a file into a temp file while hashing it, resuming broken transfers with `Range`.
+//!
+//! Memory stays bounded whatever the file size: bytes go to disk in 1 MiB writes and to a hasher
+//! thread through a bounded channel, so hashing overlaps the transfer instead of following it.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::client::HubClient;
+use super::error::HubError;
+use crate::progress::FileProgress;
+
+/// Bytes gathered before one write + one hash message.
+const WRITE_CHUNK: usize = 1 << 20;
+/// Messages in flight to the hasher thread (bounds memory to ~16 MiB per transfer).
+const HASH_QUEUE: usize = 16;
+/// Files at least this large are hashed on their own thread.
+const THREADED_HASH_MIN: u64 = 4 << 20;
+/// Largest body accepted when the size was not announced.
+const MAX_UNANNOUNCED: u64 = 50_000_000_000;
+/// Broken transfers retried without progress before giving up.
+const MAX_STALLED_RESUMES: u32 = 5;
+
+/// Which digest proves the content, from the shape of the etag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    /// 64 hex: SHA-256 of the content (LFS files).
+    Sha256,
+    /// 40 hex: git blob SHA-1 (`blob <size>\0` + content).
+    GitSha1,
+    /// Anything else: nothing to check against.
+    Unverifiable,
+}
+
+impl HashKind {
+    /// The digest an etag names.
+    pub fn for_etag(etag: &str) -> HashKind {
+        let hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
+        match etag.len() {
+            64 if hex => HashKind::Sha256,
+            40 if hex => HashKind::GitSha1,
+            _ => HashKind::Unverifiable,
+        }
+    }
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The server or the connection failed.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// Writing the temp file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The temp file.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The body was longer or shorter than announced.
+    #[error("size mismatch: expected {expected} bytes, received {received}")]
+    Size {
+        /// Announced size.
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The content does not hash to its etag.
+    #[error("content does not match its hash: expected {kind} {expected}, got {actual}")]
+    Hash {
+        /// Digest kind (`sha256` or `git-sha1`).
+        kind: &'static str,
+        /// The etag.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+}
+
+enum Hasher {
+    Sha256(Sha256),
+    GitSha1(Sha1),
+    None,
+}
+
+impl Hasher {
+    fn new(kind: HashKind, size: Option<u64>) -> Hasher {
+        match (kind, size) {
+            (HashKind::Sha256, _) => Hasher::Sha256(Sha256::new()),
+            (HashKind::GitSha1, Some(size)) => {
+                let mut h = Sha1::new();
+                h.update(format!("blob {size}\0").as_bytes());
+                Hasher::GitSha1(h)
+            }
+            _ => Hasher::None,
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::GitSha1(h) => h.update(data),
+            Hasher::None => {}
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        match self {
+            Hasher::Sha256(h) => Some(hex(&h.finalize())),
+            Hasher::GitSha1(h) => Some(hex(&h.finalize())),
+            Hasher::None => None,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+enum HashMsg {
+    Data(Bytes),
+    Reset,
+}
+
+/// Feeds a hasher inline or on its own thread; both give the same digest.
+enum HashPipe {
+    Inline {
+        hasher: Hasher,
+        kind: HashKind,
+        size: Option<u64>,
+    },
+    Threaded {
+        tx: SyncSender<HashMsg>,
+        handle: JoinHandle<Option<String>>,
+    },
+}
+
+impl HashPipe {
+    fn new(kind: HashKind, size: Option<u64>) -> HashPipe {
+        if kind == HashKind::Unverifiable || size.is_none_or(|s| s < THREADED_HASH_MIN) {
+            return HashPipe::Inline {
+                hasher: Hasher::new(kind, size),
+                kind,
+                size,
+            };
+        }
+        let (tx, rx) = sync_channel::<HashMsg>(HASH_QUEUE);
+        let handle = std::thread::spawn(move || {
+            let mut hasher = Hasher::new(kind, size);
+            for msg in rx {
+                match msg {
+                    HashMsg::Data(b) => hasher.update(&b),
+                    HashMsg::Reset => hasher = Hasher::new(kind, size),
+                }
+            }
+            hasher.finish()
+        });
+        HashPipe::Threaded { tx, handle }
+    }
+
+    fn update(&mut self, data: Bytes) {
+        match self {
+            HashPipe::Inline { hasher, .. } => hasher.update(&data),
+            HashPipe::Threaded { tx, .. } => {
+                let _ = tx.send(HashMsg::Data(data));
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            HashPipe::Inline { hasher, kind, size } => *hasher = Hasher::new(*kind, *size),
+            HashPipe::Threaded { tx, .. } => {
+                let _ = tx.send(HashMsg::Reset);
+            }
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        match self {
+            HashPipe::Inline { hasher, .. } => hasher.finish(),
+            HashPipe::Threaded { tx, handle } => {
+                drop(tx);
+                handle.join().ok().flatten()
+            }
+        }
+    }
+}
+
+/// Hashes a whole file from disk (used when the size was not known up front).
+pub fn hash_file(path: &Path, kind: HashKind) -> io::Result<Option<String>> {
+    let mut f = File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut hasher = Hasher::new(kind, Some(size));
+    let mut buf = vec![0u8; WRITE_CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
+
+struct Sink<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+    buf: Vec<u8>,
+    hash: HashPipe,
+    written: u64,
+}
+
+impl Sink<'_> {
+    fn io(&self, source: io::Error) -> TransferError {
+        TransferError::Io {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), TransferError> {
+        self.buf.extend_from_slice(chunk);
+        self.written += chunk.len() as u64;
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TransferError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_CHUNK));
+        if let Err(e) = self.file.write_all(&full) {
+            return Err(self.io(e));
+        }
+        self.hash.update(Bytes::from(full));
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<(), TransferError> {
+        self.buf.clear();
+        self.written = 0;
+        self.hash.reset();
+        let r = self
+            .file
+            .set_len(0)
+            .and_then(|_| self.file.seek(SeekFrom::Start(0)).map(|_| ()));
+        r.map_err(|e| self.io(e))
+    }
+}
+
+/// Downloads `location` into `file` (empty, at offset 0), checks the size and the digest named
+/// by `etag`, and returns the byte count. Broken transfers resume from where they stopped;
+/// a server that ignores `Range` makes the transfer restart from zero.
+pub async fn download(
+    client: &HubClient,
+    location: &str,
+    file: &mut File,
+    path: &Path,
+    etag: &str,
+    expected_size: Option<u64>,
+    progress: &mut dyn FileProgress,
+) -> Result<u64, TransferError> {
+    let kind = HashKind::for_etag(etag);
+    let limit = expected_size.unwrap_or(MAX_UNANNOUNCED);
+    let mut sink = Sink {
+        file,
+        path,
+        buf: Vec::with_capacity(WRITE_CHUNK.min(limit as usize + 1)),
+        hash: HashPipe::new(kind, expected_size),
+        written: 0,
+    };
+    let mut stalled = 0u32;
+    'attempt: loop {
+        let offset = sink.written;
+        let mut resp = match client.get_content(location, offset).await {
+            Ok(r) => r,
+            Err(e) if e.is_transient() && stalled < MAX_STALLED_RESUMES => {
+                stalled += 1;
+                tokio::time::sleep(client.config().resume_delay).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if offset > 0 && resp.status().as_u16() != 206 {
+            // The server ignored our Range: start over from byte zero.
+            sink.restart()?;
+            progress.restart();
+        }
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if sink.written + chunk.len() as u64 > limit {
+                        return Err(TransferError::Size {
+                            expected: limit,
+                            received: sink.written + chunk.len() as u64,
+                        });
+                    }
+                    sink.push(&chunk)?;
+                    progress.advance(chunk.len() as u64);
+                    stalled = 0;
+                }
+                Ok(None) => break 'attempt,
+                Err(e) => {
+                    let timed_out = e.is_timeout();
+                    let err = HubError::Transfer {
+                        url: super::url::redact(location),
+                        detail: e.without_url().to_string(),
+                    };
+                    let err = if timed_out {
+                        HubError::Timeout {
+                            url: super::url::redact(location),
+                            detail: "no data within the read timeout".to_string(),
+                        }
+                    } else {
+                        err
+                    };
+                    if stalled >= MAX_STALLED_RESUMES {
+                        return Err(err.into());
+                    }
+                    stalled += 1;
+                    sink.flush()?;
+                    tokio::time::sleep(client.config().resume_delay).await;
+                    continue 'attempt;
+                }
+            }
+        }
+    }
+    sink.flush()?;
+    if let Err(e) = sink.file.flush() {
+        return Err(sink.io(e));
+    }
+    let written = sink.written;
+    if let Some(expected) = expected_size {
+        if written != expected {
+            return Err(TransferError::Size {
+                expected,
+                received: written,
+            });
+        }
+    }
+    let actual = match sink.hash.finish() {
+        Some(d) => Some(d),
+        None if kind == HashKind::GitSha1 => hash_file(path, kind).map_err(|e| TransferError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?,
+        None => None,
+    };
+    if let Some(actual) = actual {
+        if !actual.eq_ignore_ascii_case(etag) {
+            return Err(TransferError::Hash {
+                kind: if kind == HashKind::Sha256 { "sha256" } else { "git-sha1" },
+                expected: etag.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_kinds_and_digests() {
+        assert_eq!(HashKind::for_etag(&"a".repeat(64)), HashKind::Sha256);
+        assert_eq!(HashKind::for_etag(&"a".repeat(40)), HashKind::GitSha1);
+        assert_eq!(HashKind::for_etag("xyz"), HashKind::Unverifiable);
+        // git hash-object of "hello\n"
+        let mut h = Hasher::new(HashKind::GitSha1, Some(6));
+        h.update(b"hello\n");
+        assert_eq!(h.finish().unwrap(), "ce013625030ba8dba906f756967f9e9ca394464a");
+        let mut h = Hasher::new(HashKind::Sha256, None);
+        h.update(b"abc");
+        assert_eq!(
+            h.finish().unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn threaded_pipe_matches_inline_and_resets() {
+        let data = vec![7u8; (THREADED_HASH_MIN as usize) + 10];
+        let size = Some(data.len() as u64);
+        let mut threaded = HashPipe::new(HashKind::Sha256, size);
+        assert!(matches!(threaded, HashPipe::Threaded { .. }));
+        threaded.update(Bytes::from_static(b"garbage"));
+        threaded.reset();
+        threaded.update(Bytes::from(data.clone()));
+        let mut inline = Hasher::new(HashKind::Sha256, size);
+        inline.update(&data);
+        assert_eq!(threaded.finish(), inline.finish());
+    }
+
+    #[test]
+    fn hash_file_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello\n").unwrap();
+        assert_eq!(
+            hash_file(&p, HashKind::GitSha1).unwrap().unwrap(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+    }
+}
