@@ -1,0 +1,105 @@
+//! `fake-hub`: runs the fake Hugging Face Hub as a standalone process.
+//!
+//! Usage: `fake-hub [--addr 127.0.0.1:PORT] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...`
+//!
+//! Commits each folder to branch `main`, then prints `listening on http://127.0.0.1:PORT` and one
+//! `ORG/NAME <commit>` line per repo to stdout, and serves until killed.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hubcache_test_support::{FakeHub, RepoKind};
+
+const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
+
+struct Args {
+    addr: SocketAddr,
+    repos: Vec<(RepoKind, String, PathBuf)>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        repos: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--addr" => {
+                let v = value()?;
+                parsed.addr = v.parse().map_err(|e| format!("bad --addr {v}: {e}"))?;
+            }
+            "--repo" | "--model" | "--dataset" | "--space" => {
+                let kind = match flag.as_str() {
+                    "--dataset" => RepoKind::Dataset,
+                    "--space" => RepoKind::Space,
+                    _ => RepoKind::Model,
+                };
+                let v = value()?;
+                let (id, dir) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("{flag} expects ORG/NAME=DIR, got {v}"))?;
+                if id.is_empty() || dir.is_empty() {
+                    return Err(format!("{flag} expects ORG/NAME=DIR, got {v}"));
+                }
+                parsed.repos.push((kind, id.to_owned(), PathBuf::from(dir)));
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("fake-hub: {msg}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let hub = match FakeHub::start_on(args.addr) {
+        Ok(hub) => hub,
+        Err(e) => {
+            eprintln!("fake-hub: cannot listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut lines = Vec::new();
+    for (kind, id, dir) in &args.repos {
+        match hub.commit_folder(*kind, id, "main", dir) {
+            Ok(commit) => lines.push(format!("{id} {commit}")),
+            Err(e) => {
+                eprintln!("fake-hub: cannot commit {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let printed = writeln!(out, "listening on {}", hub.url())
+        .and_then(|()| lines.iter().try_for_each(|l| writeln!(out, "{l}")))
+        .and_then(|()| out.flush());
+    drop(out);
+    if let Err(e) = printed {
+        eprintln!("fake-hub: cannot write to stdout: {e}");
+    }
+    eprintln!("fake-hub: cdn origin {}", hub.cdn_url());
+    loop {
+        std::thread::park();
+    }
+}
