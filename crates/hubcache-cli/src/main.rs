@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Download files or a whole repo snapshot into the cache (prints the path).
-    Download(DownloadArgs),
+    Download(Box<DownloadArgs>),
     /// Print the resolved settings (cache folder, endpoint, offline, token source).
     Env,
 }
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = Settings::from_env();
     let result = match cli.command {
-        Command::Download(args) => download(&settings, args),
+        Command::Download(args) => download(&settings, *args),
         Command::Env => {
             print_env(&settings);
             Ok(())

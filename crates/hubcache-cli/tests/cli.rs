@@ -1,6 +1,8 @@
 //! The real `hubcache` binary against the fake Hub: output contract, exit codes, offline,
 //! concurrent processes.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

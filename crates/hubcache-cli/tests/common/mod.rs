@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI tests: run the real binary in a clean environment.
 
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
