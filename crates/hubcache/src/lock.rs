@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// How often a waiting process polls the lock.
 const POLL: Duration = Duration::from_millis(50);
+/// How long to wait quietly before saying so (short waits are routine, e.g. two files of one
+/// snapshot sharing a blob).
+const REPORT_AFTER: Duration = Duration::from_secs(1);
 /// How often a waiting process repeats that it is still waiting.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -86,7 +89,11 @@ impl LockedFile {
                     waited,
                 });
             }
-            if last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            let due = match last_report {
+                None => waited >= REPORT_AFTER,
+                Some(t) => t.elapsed() >= REPORT_EVERY,
+            };
+            if due {
                 on_wait(path, waited);
                 last_report = Some(Instant::now());
             }
@@ -119,7 +126,7 @@ mod tests {
             .await
             .unwrap();
         let waits = AtomicUsize::new(0);
-        let err = LockedFile::acquire(&path, Duration::from_millis(200), |_, _| {
+        let err = LockedFile::acquire(&path, Duration::from_millis(1500), |_, _| {
             waits.fetch_add(1, Ordering::SeqCst);
         })
         .await

@@ -17,10 +17,12 @@ use super::client::HubClient;
 use super::error::HubError;
 use crate::progress::FileProgress;
 
-/// Bytes gathered before one write + one hash message.
-const WRITE_CHUNK: usize = 1 << 20;
-/// Messages in flight to the hasher thread (bounds memory to ~16 MiB per transfer).
-const HASH_QUEUE: usize = 16;
+/// Small network chunks are gathered up to this size before one write + one hash message;
+/// larger ones are written and hashed as they arrive, without a copy.
+const WRITE_CHUNK: usize = 256 << 10;
+/// Messages in flight to the hasher thread; with chunks of at most a few hundred KiB this
+/// bounds a transfer's memory to a few MiB whatever the file size.
+const HASH_QUEUE: usize = 32;
 /// Files at least this large are hashed on their own thread.
 const THREADED_HASH_MIN: u64 = 4 << 20;
 /// Largest body accepted when the size was not announced.
@@ -232,9 +234,16 @@ impl Sink<'_> {
         }
     }
 
-    fn push(&mut self, chunk: &[u8]) -> Result<(), TransferError> {
-        self.buf.extend_from_slice(chunk);
+    fn push(&mut self, chunk: Bytes) -> Result<(), TransferError> {
         self.written += chunk.len() as u64;
+        if self.buf.is_empty() && chunk.len() >= WRITE_CHUNK / 4 {
+            if let Err(e) = self.file.write_all(&chunk) {
+                return Err(self.io(e));
+            }
+            self.hash.update(chunk);
+            return Ok(());
+        }
+        self.buf.extend_from_slice(&chunk);
         if self.buf.len() >= WRITE_CHUNK {
             self.flush()?;
         }
@@ -312,8 +321,9 @@ pub async fn download(
                             received: sink.written + chunk.len() as u64,
                         });
                     }
-                    sink.push(&chunk)?;
-                    progress.advance(chunk.len() as u64);
+                    let n = chunk.len() as u64;
+                    sink.push(chunk)?;
+                    progress.advance(n);
                     stalled = 0;
                 }
                 Ok(None) => break 'attempt,

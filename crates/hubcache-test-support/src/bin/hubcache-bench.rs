@@ -1,0 +1,281 @@
+//! Benchmark: hubcache vs Python huggingface_hub against the in-process fake Hub on loopback.
+//!
+//! `cargo run --release -p hubcache-test-support --bin hubcache-bench -- [--size-mib 1024]
+//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH]`
+//!
+//! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
+//! time of a many-small-files snapshot, and the requests warm calls make.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hubcache_test_support::{FakeHub, RepoKind};
+
+struct Opts {
+    size_mib: usize,
+    files: usize,
+    file_kib: usize,
+    hubcache: PathBuf,
+    python: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Opts, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut o = Opts {
+        size_mib: 1024,
+        files: 1000,
+        file_kib: 4,
+        hubcache: root.join("target/release/hubcache"),
+        python: Some(root.join(".venv/bin/python")).filter(|p| p.is_file()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--size-mib" => o.size_mib = val()?.parse().map_err(|e| format!("--size-mib: {e}"))?,
+            "--files" => o.files = val()?.parse().map_err(|e| format!("--files: {e}"))?,
+            "--file-kib" => o.file_kib = val()?.parse().map_err(|e| format!("--file-kib: {e}"))?,
+            "--hubcache" => o.hubcache = PathBuf::from(val()?),
+            "--python" => o.python = Some(PathBuf::from(val()?)),
+            "--no-python" => o.python = None,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), fast enough for a GiB.
+fn pseudo_random(len: usize, seed: u64) -> Bytes {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+struct Run {
+    secs: f64,
+    peak_rss_kib: Option<u64>,
+}
+
+/// Runs a command under GNU time, returning wall time and peak RSS.
+fn run(mut cmd: Command) -> Run {
+    let rss_file = std::env::temp_dir().join(format!("hubcache-bench-rss-{}", std::process::id()));
+    let use_time = Path::new("/usr/bin/time").is_file();
+    let mut full = if use_time {
+        let mut t = Command::new("/usr/bin/time");
+        t.arg("-o").arg(&rss_file).arg("-f").arg("%M").arg(cmd.get_program());
+        t.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => t.env(k, v),
+                None => t.env_remove(k),
+            };
+        }
+        t
+    } else {
+        std::mem::replace(&mut cmd, Command::new("true"))
+    };
+    full.stdout(std::process::Stdio::null());
+    let start = Instant::now();
+    let status = full.status();
+    let secs = start.elapsed().as_secs_f64();
+    match status {
+        Ok(s) if s.success() => {}
+        other => eprintln!("warning: client failed: {other:?}"),
+    }
+    let peak_rss_kib = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()));
+    let _ = std::fs::remove_file(&rss_file);
+    Run { secs, peak_rss_kib }
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hubcache-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn base_env(cmd: &mut Command, hub: &FakeHub, cache: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HF_") || k.starts_with("HUGGING") || k.starts_with("TRANSFORMERS") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("HF_ENDPOINT", hub.url())
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HOME", cache.join("home"))
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+}
+
+fn python_cmd(python: &Path, hub: &FakeHub, cache: &Path, code: &str) -> Command {
+    let mut c = Command::new(python);
+    c.arg("-c").arg(code);
+    base_env(&mut c, hub, cache);
+    c
+}
+
+fn hubcache_cmd(o: &Opts, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(&o.hubcache);
+    c.args(args);
+    base_env(&mut c, hub, cache);
+    c
+}
+
+fn rss(r: &Run) -> String {
+    r.peak_rss_kib
+        .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn count_requests(hub: &FakeHub) -> String {
+    let reqs = hub.requests();
+    let heads = reqs.iter().filter(|r| r.method == "HEAD").count();
+    let content = reqs.iter().filter(|r| r.is_content_get()).count();
+    format!("{} requests ({heads} HEAD, {content} content GET)", reqs.len())
+}
+
+fn main() {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    if !o.hubcache.is_file() {
+        eprintln!(
+            "error: {} not found; run `cargo build --release` first",
+            o.hubcache.display()
+        );
+        std::process::exit(2);
+    }
+    let hub = FakeHub::start();
+    let size = o.size_mib << 20;
+    eprintln!(
+        "generating {} MiB and {} × {} KiB files…",
+        o.size_mib, o.files, o.file_kib
+    );
+    hub.commit(
+        RepoKind::Model,
+        "bench/big",
+        "main",
+        vec![("model.safetensors".into(), pseudo_random(size, 7))],
+    );
+    let many: Vec<(String, Bytes)> = (0..o.files)
+        .map(|i| {
+            (
+                format!("files/f{i:05}.txt"),
+                pseudo_random(o.file_kib << 10, 2 * i as u64 + 11),
+            )
+        })
+        .collect();
+    let many_commit = hub.commit(RepoKind::Model, "bench/many", "main", many);
+    let mb = size as f64 / 1e6;
+
+    println!("# hubcache benchmark (fake Hub on 127.0.0.1, whole client processes)");
+    println!(
+        "## one {} MiB LFS file (HEAD + CDN GET, sha256 verified by hubcache)",
+        o.size_mib
+    );
+    let cache = fresh_dir("big-rs");
+    let r = run(hubcache_cmd(
+        &o,
+        &hub,
+        &cache,
+        &["download", "bench/big", "model.safetensors"],
+    ));
+    println!(
+        "hubcache:          {:7.2} s  {:8.1} MB/s  peak RSS {}",
+        r.secs,
+        mb / r.secs,
+        rss(&r)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    if let Some(py) = &o.python {
+        let cache = fresh_dir("big-py");
+        let r = run(python_cmd(
+            py,
+            &hub,
+            &cache,
+            "from huggingface_hub import hf_hub_download; hf_hub_download('bench/big', 'model.safetensors')",
+        ));
+        println!(
+            "huggingface_hub:   {:7.2} s  {:8.1} MB/s  peak RSS {}",
+            r.secs,
+            mb / r.secs,
+            rss(&r)
+        );
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+
+    println!("## snapshot of {} × {} KiB files", o.files, o.file_kib);
+    let cache = fresh_dir("many-rs");
+    hub.clear_requests();
+    let r = run(hubcache_cmd(&o, &hub, &cache, &["download", "bench/many"]));
+    println!(
+        "hubcache (main):   {:7.2} s  peak RSS {}  {}",
+        r.secs,
+        rss(&r),
+        count_requests(&hub)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    let cache = fresh_dir("many-rs-pinned");
+    hub.clear_requests();
+    let r = run(hubcache_cmd(
+        &o,
+        &hub,
+        &cache,
+        &["download", "bench/many", "--revision", &many_commit],
+    ));
+    println!(
+        "hubcache (commit): {:7.2} s  peak RSS {}  {}",
+        r.secs,
+        rss(&r),
+        count_requests(&hub)
+    );
+    hub.clear_requests();
+    let r = run(hubcache_cmd(
+        &o,
+        &hub,
+        &cache,
+        &["download", "bench/many", "--revision", &many_commit],
+    ));
+    println!("  warm, commit-pinned:  {:5.3} s  {}", r.secs, count_requests(&hub));
+    hub.clear_requests();
+    let r = run(hubcache_cmd(&o, &hub, &cache, &["download", "bench/many"]));
+    println!("  warm, online main:    {:5.3} s  {}", r.secs, count_requests(&hub));
+    hub.clear_requests();
+    let mut offline = hubcache_cmd(&o, &hub, &cache, &["download", "bench/many"]);
+    offline.env("HF_HUB_OFFLINE", "1");
+    let r = run(offline);
+    println!("  warm, HF_HUB_OFFLINE: {:5.3} s  {}", r.secs, count_requests(&hub));
+    let _ = std::fs::remove_dir_all(&cache);
+    if let Some(py) = &o.python {
+        let cache = fresh_dir("many-py");
+        hub.clear_requests();
+        let r = run(python_cmd(
+            py,
+            &hub,
+            &cache,
+            "from huggingface_hub import snapshot_download; snapshot_download('bench/many')",
+        ));
+        println!(
+            "huggingface_hub:   {:7.2} s  peak RSS {}  {}",
+            r.secs,
+            rss(&r),
+            count_requests(&hub)
+        );
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+}
