@@ -1,7 +1,10 @@
 //! `hubcache`: download from a Hub-compatible endpoint into the Hugging Face cache, and load
 //! from it offline. Results go to stdout, everything else to stderr.
 
+mod cache_cmd;
+mod model_cmd;
 mod progress;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +29,33 @@ enum Command {
     Download(Box<DownloadArgs>),
     /// Print the resolved settings (cache folder, endpoint, offline, token source).
     Env,
+    /// Inspect and manage the cache (list, remove, prune, verify, add a local folder).
+    Cache(cache_cmd::CacheArgs),
+    /// Resolve everything a model needs (config, weights, tokenizer) like from_pretrained.
+    Model(model_cmd::ModelArgs),
+    /// Serve the cache as a Hub-compatible endpoint (HF_ENDPOINT for other machines).
+    Serve(serve_cmd::ServeArgs),
+}
+
+/// An error the CLI can print: the message chain, then `hint:` lines.
+pub trait Hinted: std::error::Error {
+    /// What the user can do about it.
+    fn hints(&self) -> Vec<String>;
+}
+
+impl Hinted for Error {
+    fn hints(&self) -> Vec<String> {
+        Error::hints(self)
+    }
+}
+
+/// What a command returns: its exit code, or an error to print (exit 1).
+pub type CmdResult = Result<ExitCode, Box<dyn Hinted>>;
+
+impl<E: Hinted + 'static> From<E> for Box<dyn Hinted> {
+    fn from(e: E) -> Self {
+        Box::new(e)
+    }
 }
 
 #[derive(Args)]
@@ -72,25 +102,30 @@ struct DownloadArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = Settings::from_env();
-    let result = match cli.command {
-        Command::Download(args) => download(&settings, *args),
+    let result: CmdResult = match cli.command {
+        Command::Download(args) => download(&settings, *args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::Env => {
             print_env(&settings);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Cache(args) => cache_cmd::run(&settings, args),
+        Command::Model(args) => model_cmd::run(&settings, args),
+        Command::Serve(args) => serve_cmd::run(&settings, args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            report(&e);
+            report(e.as_ref());
             ExitCode::from(1)
         }
     }
 }
 
-fn report(e: &Error) {
+fn report(e: &dyn Hinted) {
     eprintln!("error: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         eprintln!("  caused by: {s}");
         source = s.source();
