@@ -1,7 +1,5 @@
 //! `hubcache cache …`: inspect and manage the cache.
 
-use std::process::ExitCode;
-
 use clap::{Args, Subcommand};
 use hubcache::Settings;
 
@@ -15,11 +13,14 @@ pub struct CacheArgs {
 }
 
 #[derive(Subcommand)]
-enum CacheCommand {}
+enum CacheCommand {
+    /// Import a local model folder into the cache as a new commit of a repo (prints the snapshot).
+    AddFolder(crate::add_folder_cmd::AddFolderArgs),
+}
 
 /// Runs a `cache` subcommand.
-pub fn run(_settings: &Settings, args: CacheArgs) -> CmdResult {
-    match args.command {}
-    #[allow(unreachable_code)]
-    Ok(ExitCode::SUCCESS)
+pub fn run(settings: &Settings, args: CacheArgs) -> CmdResult {
+    match args.command {
+        CacheCommand::AddFolder(a) => crate::add_folder_cmd::run(settings, a),
+    }
 }

@@ -1,6 +1,7 @@
 //! `hubcache`: download from a Hub-compatible endpoint into the Hugging Face cache, and load
 //! from it offline. Results go to stdout, everything else to stderr.
 
+mod add_folder_cmd;
 mod cache_cmd;
 mod model_cmd;
 mod progress;

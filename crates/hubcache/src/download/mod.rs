@@ -138,6 +138,12 @@ impl HubBuilder {
         b
     }
 
+    /// Overrides the endpoint (trailing `/` stripped).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.config.endpoint = endpoint.into().trim_end_matches('/').to_string();
+        self
+    }
+
     /// Overrides the cache folder.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = dir.into();
@@ -240,6 +246,11 @@ impl Hub {
     /// The HTTP client.
     pub fn client(&self) -> &HubClient {
         &self.client
+    }
+
+    /// Whether offline mode is set for this hub (every call is served from the cache only).
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// `try_to_load_from_cache`: no network.

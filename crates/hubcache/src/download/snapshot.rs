@@ -19,7 +19,12 @@ use super::{Hub, SnapshotRequest};
 use crate::cache::{commit, tree};
 use crate::error::{Error, OfflineReason, Result};
 use crate::hub::{url, HubError, TreeEntry};
-use crate::repo::{is_valid_etag, CommitHash, RepoPath, Revision};
+use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
+
+enum ListingError {
+    Hub(HubError),
+    Other(Error),
+}
 
 impl Hub {
     /// Downloads a snapshot (or its filtered part) and returns the snapshot folder
@@ -109,16 +114,40 @@ impl Hub {
             Some(dir) => dir.join(".cache/huggingface/trees").join(format!("{commit}.json")),
             None => self.cache.repo(&req.repo).tree_file(commit),
         };
-        if let Some(listing) = tree::read(&tree_path) {
+        self.listing_at(&req.repo, commit, &tree_path)
+            .await
+            .map_err(|e| match e {
+                ListingError::Hub(source) => self.snapshot_hub_error(req, source),
+                ListingError::Other(e) => e,
+            })
+    }
+
+    /// Every file of a commit: `trees/<commit>.json`, else the tree API (then cached there).
+    pub async fn commit_listing(&self, repo: &Repo, commit: &CommitHash) -> Result<BTreeMap<RepoPath, tree::TreeFile>> {
+        let tree_path = self.cache.repo(repo).tree_file(commit);
+        self.listing_at(repo, commit, &tree_path).await.map_err(|e| match e {
+            ListingError::Hub(source) => Error::Hub {
+                repo: repo.to_string(),
+                revision: commit.to_string(),
+                what: "file listing".into(),
+                source,
+            },
+            ListingError::Other(e) => e,
+        })
+    }
+
+    async fn listing_at(
+        &self,
+        repo: &Repo,
+        commit: &CommitHash,
+        tree_path: &std::path::Path,
+    ) -> Result<BTreeMap<RepoPath, tree::TreeFile>, ListingError> {
+        if let Some(listing) = tree::read(tree_path) {
             return Ok(listing);
         }
-        let entries = self
-            .client
-            .list_tree(&req.repo, commit.as_str())
-            .await
-            .map_err(|e| self.snapshot_hub_error(req, e))?;
-        let listing = listing_from_entries(entries)?;
-        let _ = tree::write(&tree_path, &listing);
+        let entries = self.client.list_tree(repo, commit.as_str()).await.map_err(ListingError::Hub)?;
+        let listing = listing_from_entries(entries).map_err(ListingError::Other)?;
+        let _ = tree::write(tree_path, &listing);
         Ok(listing)
     }
 

@@ -1,0 +1,181 @@
+//! The read side of the cache as the mirror sees it: which commit a revision names, which
+//! files a commit has (from `trees/<commit>.json` and the snapshot folder), and where each
+//! file's bytes are. Nothing here writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use hubcache::cache::import::{is_lfs, lfs_pointer_oid};
+use hubcache::cache::lookup;
+use hubcache::cache::tree::{self, TreeFile};
+use hubcache::cache::CacheLayout;
+use hubcache::hub::transfer::{hash_file, HashKind};
+use hubcache::repo::is_valid_etag;
+use hubcache::{CommitHash, Repo, RepoPath, Revision};
+
+/// A file the mirror can serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    /// Listing metadata (size, git blob id, LFS sha256).
+    pub meta: TreeFile,
+    /// Where the bytes are (the snapshot entry; symlinks are followed when opened).
+    pub disk: PathBuf,
+}
+
+/// What the cache says about one file at one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Present.
+    Cached(CachedFile),
+    /// Recorded as absent (`.no_exist`), or absent from a complete listing.
+    Missing,
+    /// Not in the cache; an upstream may have it.
+    Unknown,
+}
+
+/// Read access to one cache folder.
+pub struct Store {
+    cache: CacheLayout,
+    /// Hashes of copied (non-symlink) snapshot files, keyed by path, size and mtime.
+    hashed: Mutex<HashMap<(PathBuf, u64, Option<SystemTime>), String>>,
+}
+
+impl Store {
+    /// A store over the cache at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store {
+            cache: CacheLayout::new(root),
+            hashed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache layout.
+    pub fn cache(&self) -> &CacheLayout {
+        &self.cache
+    }
+
+    /// Whether the cache has any folder for this repo.
+    pub fn has_repo(&self, repo: &Repo) -> bool {
+        self.cache.repo(repo).root().join("snapshots").is_dir()
+    }
+
+    /// The commit a revision names, from the revision itself or `refs/`.
+    pub fn resolve(&self, repo: &Repo, revision: &Revision) -> Option<CommitHash> {
+        let layout = self.cache.repo(repo);
+        let commit = lookup::resolve_commit(&layout, revision)?;
+        layout.snapshot_dir(&commit).is_dir().then_some(commit)
+    }
+
+    /// The full listing of a commit when the cache knows it (`trees/<commit>.json`).
+    pub fn tree_listing(&self, repo: &Repo, commit: &CommitHash) -> Option<BTreeMap<RepoPath, TreeFile>> {
+        tree::read(&self.cache.repo(repo).tree_file(commit))
+    }
+
+    /// Every file of the commit present in the cache, with its metadata.
+    pub fn cached_files(&self, repo: &Repo, commit: &CommitHash) -> BTreeMap<RepoPath, CachedFile> {
+        let layout = self.cache.repo(repo);
+        let root = layout.snapshot_dir(commit);
+        let listing = self.tree_listing(repo, commit).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Some(rel) = path
+                    .strip_prefix(&root)
+                    .ok()
+                    .and_then(|r| RepoPath::new(&r.to_string_lossy()).ok())
+                else {
+                    continue;
+                };
+                if let Some(file) = self.describe(&path, &rel, listing.get(&rel)) {
+                    out.insert(rel, file);
+                }
+            }
+        }
+        out
+    }
+
+    /// The state of one file.
+    pub fn file(&self, repo: &Repo, commit: &CommitHash, path: &RepoPath) -> FileState {
+        let layout = self.cache.repo(repo);
+        if layout.no_exist_marker(commit, path).is_file() {
+            return FileState::Missing;
+        }
+        let listing = self.tree_listing(repo, commit);
+        let disk = layout.snapshot_file(commit, path);
+        if hubcache::fs::is_file(&disk) {
+            let known = listing.as_ref().and_then(|l| l.get(path));
+            if let Some(f) = self.describe(&disk, path, known) {
+                return FileState::Cached(f);
+            }
+        }
+        match listing {
+            Some(l) if !l.contains_key(path) => FileState::Missing,
+            _ => FileState::Unknown,
+        }
+    }
+
+    /// Metadata of a snapshot entry: from the listing, else from its blob name, else by hashing.
+    fn describe(&self, disk: &Path, rel: &RepoPath, known: Option<&TreeFile>) -> Option<CachedFile> {
+        let size = fs::metadata(disk).ok()?.len();
+        if let Some(meta) = known {
+            if meta.content_size() == size {
+                return Some(CachedFile {
+                    meta: meta.clone(),
+                    disk: disk.to_path_buf(),
+                });
+            }
+        }
+        let etag = match fs::read_link(disk) {
+            Ok(target) => target.file_name()?.to_string_lossy().into_owned(),
+            Err(_) => self.hash_copied(disk, rel, size)?,
+        };
+        if !is_valid_etag(&etag) {
+            return None;
+        }
+        let meta = if HashKind::for_etag(&etag) == HashKind::Sha256 {
+            TreeFile {
+                size,
+                blob_id: lfs_pointer_oid(&etag, size),
+                lfs_sha256: Some(etag),
+                lfs_size: Some(size),
+                xet_hash: None,
+            }
+        } else {
+            TreeFile {
+                size,
+                blob_id: etag,
+                lfs_sha256: None,
+                lfs_size: None,
+                xet_hash: None,
+            }
+        };
+        Some(CachedFile {
+            meta,
+            disk: disk.to_path_buf(),
+        })
+    }
+
+    /// A copied file (no-symlink caches) has no blob name: hash it once, as the Hub would.
+    fn hash_copied(&self, disk: &Path, rel: &RepoPath, size: u64) -> Option<String> {
+        let mtime = fs::metadata(disk).ok()?.modified().ok();
+        let key = (disk.to_path_buf(), size, mtime);
+        if let Some(h) = self.hashed.lock().ok()?.get(&key) {
+            return Some(h.clone());
+        }
+        let kind = if is_lfs(rel.as_str(), size) { HashKind::Sha256 } else { HashKind::GitSha1 };
+        let digest = hash_file(disk, kind).ok()??;
+        self.hashed.lock().ok()?.insert(key, digest.clone());
+        Some(digest)
+    }
+}

@@ -1,0 +1,244 @@
+//! `cache add-folder`: publish a local model folder into the cache as a commit of a repo.
+//!
+//! The commit id is derived from the content alone (same folder → same commit), so importing
+//! twice is a no-op. Files follow the Hub's LFS rules: large or binary-weight files are stored
+//! under their sha256, others under their git blob sha1; the listing goes to `trees/<commit>.json`
+//! exactly as a download would have written it, so clients and the mirror see a normal commit.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use super::commit::{self, LinkMode};
+use super::layout::CacheLayout;
+use super::tree::{self, TreeFile};
+use crate::error::{Error, Result};
+use crate::repo::{CommitHash, Repo, RepoPath};
+
+/// Files at least this large are stored as LFS objects, as on the Hub.
+pub const LFS_THRESHOLD: u64 = 10 * 1024 * 1024;
+
+/// Extensions the Hub's default `.gitattributes` stores in LFS whatever their size.
+const LFS_EXTENSIONS: &[&str] = &[
+    "7z", "arrow", "bin", "bz2", "ckpt", "ftz", "gguf", "gz", "h5", "joblib", "mlmodel", "model", "msgpack", "npy",
+    "npz", "onnx", "ot", "parquet", "pb", "pickle", "pkl", "pt", "pth", "rar", "safetensors", "tar", "tflite", "tgz",
+    "wasm", "xz", "zip", "zst",
+];
+
+/// Whether the Hub would store this file in LFS.
+pub fn is_lfs(path: &str, size: u64) -> bool {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    size >= LFS_THRESHOLD || ext.is_some_and(|e| LFS_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Git blob id of an LFS pointer file for content with this sha256 and size.
+pub fn lfs_pointer_oid(sha256: &str, size: u64) -> String {
+    let pointer = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n");
+    git_blob_sha1(pointer.as_bytes())
+}
+
+/// Size of that pointer file.
+pub fn lfs_pointer_size(sha256: &str, size: u64) -> u64 {
+    format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n").len() as u64
+}
+
+/// Git blob sha1 of in-memory content.
+pub fn git_blob_sha1(content: &[u8]) -> String {
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The commit id of a listing: sha1 over the repo id and every (path, blob id).
+pub fn commit_id(repo: &Repo, files: &BTreeMap<RepoPath, TreeFile>) -> Result<CommitHash> {
+    let mut h = Sha1::new();
+    h.update(format!("hubcache add-folder v1\n{}\n{}\n", repo.repo_type, repo.id).as_bytes());
+    for (path, f) in files {
+        h.update(format!("{} {} {}\n", path, f.blob_id, f.etag()).as_bytes());
+    }
+    Ok(CommitHash::new(&hex(&h.finalize()))?)
+}
+
+/// Hashes one file both ways in a single pass: (git blob sha1, sha256, size).
+fn hash_both(path: &Path) -> io::Result<(String, String, u64)> {
+    let mut f = fs::File::open(path)?;
+    let size = f.metadata()?.len();
+    let mut sha1 = Sha1::new();
+    sha1.update(format!("blob {size}\0").as_bytes());
+    let mut sha256 = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        sha1.update(&buf[..n]);
+        sha256.update(&buf[..n]);
+    }
+    if read != size {
+        return Err(io::Error::other(format!("{} changed while it was read", path.display())));
+    }
+    Ok((hex(&sha1.finalize()), hex(&sha256.finalize()), size))
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(RepoPath, PathBuf)>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read", dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        // The same folders huggingface_hub never uploads.
+        if name == ".git" || (name == ".cache" && dir == root) {
+            continue;
+        }
+        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+        } else if meta.is_file() {
+            let rel = path.strip_prefix(root).map_err(|_| Error::BadResponse {
+                what: "folder entry",
+                detail: path.display().to_string(),
+            })?;
+            let rel = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+            out.push((RepoPath::new(&rel)?, path));
+        }
+    }
+    Ok(())
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The commit the branch now points at.
+    pub commit: CommitHash,
+    /// The snapshot folder.
+    pub snapshot: PathBuf,
+    /// Files in the commit.
+    pub files: usize,
+    /// Total content bytes.
+    pub bytes: u64,
+}
+
+/// Imports `dir` as a commit of `repo` and points `branch` at it.
+pub fn add_folder(cache: &CacheLayout, repo: &Repo, branch: &str, dir: &Path, link_mode: LinkMode) -> Result<Imported> {
+    let mut found = Vec::new();
+    walk(dir, dir, &mut found)?;
+    let mut listing = BTreeMap::new();
+    let mut sources = BTreeMap::new();
+    let mut bytes = 0;
+    for (rel, src) in found {
+        let (git, sha256, size) = hash_both(&src).map_err(|e| Error::io("read", &src, e))?;
+        bytes += size;
+        let file = if is_lfs(rel.as_str(), size) {
+            TreeFile {
+                size,
+                blob_id: lfs_pointer_oid(&sha256, size),
+                lfs_sha256: Some(sha256),
+                lfs_size: Some(size),
+                xet_hash: None,
+            }
+        } else {
+            TreeFile {
+                size,
+                blob_id: git,
+                lfs_sha256: None,
+                lfs_size: None,
+                xet_hash: None,
+            }
+        };
+        sources.insert(rel.clone(), src);
+        listing.insert(rel, file);
+    }
+    let commit = commit_id(repo, &listing)?;
+    let layout = cache.repo(repo);
+    let blobs = layout.blobs_dir();
+    fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+    let _ = commit::ensure_cachedir_tag(cache);
+    for (rel, file) in &listing {
+        let etag = file.etag();
+        let blob = layout.blob(etag);
+        let pointer = layout.snapshot_file(&commit, rel);
+        if crate::fs::is_file(&pointer) {
+            continue;
+        }
+        let fresh = !crate::fs::is_file(&blob);
+        if fresh {
+            let src = &sources[rel];
+            crate::fs::copy_atomic(src, &blob).map_err(|e| Error::io("copy into", &blob, e))?;
+        }
+        commit::link_snapshot(&layout, &commit, rel, etag, link_mode, fresh)
+            .map_err(|e| Error::io("link", &pointer, e))?;
+    }
+    let snapshot = layout.snapshot_dir(&commit);
+    fs::create_dir_all(&snapshot).map_err(|e| Error::io("create", &snapshot, e))?;
+    let tree_path = layout.tree_file(&commit);
+    tree::write(&tree_path, &listing).map_err(|e| Error::io("write", &tree_path, e))?;
+    commit::write_ref(&layout, branch, &commit).map_err(|e| Error::io("write", layout.ref_file(branch), e))?;
+    Ok(Imported {
+        commit,
+        snapshot,
+        files: listing.len(),
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{RepoId, RepoType};
+
+    #[test]
+    fn lfs_rules_and_pointer() {
+        assert!(is_lfs("model.safetensors", 10));
+        assert!(is_lfs("x/pytorch_model.BIN", 10));
+        assert!(is_lfs("big.json", LFS_THRESHOLD));
+        assert!(!is_lfs("config.json", 100));
+        let sha = "a".repeat(64);
+        assert_eq!(lfs_pointer_size(&sha, 1000), 125 + 4);
+        assert_eq!(git_blob_sha1(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+    }
+
+    #[test]
+    fn import_is_deterministic_and_readable() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("1_Pooling")).unwrap();
+        fs::write(src.path().join("config.json"), b"{}").unwrap();
+        fs::write(src.path().join("1_Pooling/config.json"), b"{\"a\":1}").unwrap();
+        fs::write(src.path().join("model.safetensors"), b"weights").unwrap();
+        fs::create_dir_all(src.path().join(".git")).unwrap();
+        fs::write(src.path().join(".git/HEAD"), b"ref").unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = CacheLayout::new(cache_dir.path());
+        let repo = Repo::new(RepoId::new("org/m").unwrap(), RepoType::Model);
+        let a = add_folder(&cache, &repo, "main", src.path(), LinkMode::Symlink).unwrap();
+        let b = add_folder(&cache, &repo, "main", src.path(), LinkMode::Symlink).unwrap();
+        assert_eq!(a.commit, b.commit);
+        assert_eq!(a.files, 3, ".git is skipped");
+        let layout = cache.repo(&repo);
+        assert_eq!(fs::read_to_string(layout.ref_file("main")).unwrap(), a.commit.as_str());
+        let listing = tree::read(&layout.tree_file(&a.commit)).unwrap();
+        let weights = &listing[&RepoPath::new("model.safetensors").unwrap()];
+        assert_eq!(weights.lfs_size, Some(7));
+        let snap = layout.snapshot_file(&a.commit, &RepoPath::new("model.safetensors").unwrap());
+        assert_eq!(fs::read(&snap).unwrap(), b"weights");
+        assert_eq!(
+            fs::read_link(&snap).unwrap(),
+            PathBuf::from(format!("../../blobs/{}", weights.lfs_sha256.as_deref().unwrap()))
+        );
+        fs::write(src.path().join("config.json"), b"{\"changed\": true}").unwrap();
+        let c = add_folder(&cache, &repo, "main", src.path(), LinkMode::Symlink).unwrap();
+        assert_ne!(c.commit, a.commit);
+        assert_eq!(fs::read_to_string(layout.ref_file("main")).unwrap(), c.commit.as_str());
+    }
+}
