@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# Quick start, no internet: serve the embedded tiny model from a local fake Hub, download it
-# into a fresh cache with hubcache, then load it again with the network switched off.
+# Quick start, no internet: publish the embedded tiny BERT model into a mirror cache, serve it
+# with `hubcache serve`, download it into a fresh cache as any client would, then load it
+# again with the network switched off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p hubcache-cli -p hubcache-test-support
-BIN=target/release
-DEMO=target/quickstart
+echo "== building hubcache (release)…"
+cargo build --release --quiet -p hubcache-cli
+HC=target/release/hubcache
+DEMO="$PWD/target/quickstart"
 rm -rf "$DEMO" && mkdir -p "$DEMO"
-"$BIN/fake-hub" --addr 127.0.0.1:0 --repo demo/tiny-model=examples/tiny-model >"$DEMO/hub.log" 2>&1 &
-HUB_PID=$!
-trap 'kill $HUB_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q '^listening on ' "$DEMO/hub.log" && break; sleep 0.1; done
-export HF_ENDPOINT=$(sed -n 's/^listening on //p' "$DEMO/hub.log")
-export HF_HUB_CACHE="$PWD/$DEMO/cache"
-echo "== fake Hub at $HF_ENDPOINT, cache at $HF_HUB_CACHE"
-echo "== hubcache download demo/tiny-model config.json"
-"$BIN/hubcache" download demo/tiny-model config.json
-echo "== hubcache download demo/tiny-model   (whole snapshot, hashes verified)"
-SNAP=$("$BIN/hubcache" download demo/tiny-model)
-echo "$SNAP"
-(cd "$SNAP" && find . -type l -o -type f | sort | while read -r f; do printf '  %-28s -> %s\n' "$f" "$(readlink "$f")"; done)
-kill $HUB_PID 2>/dev/null || true
-echo "== the Hub is gone; HF_HUB_OFFLINE=1 hubcache download demo/tiny-model model.safetensors"
-HF_HUB_OFFLINE=1 "$BIN/hubcache" download demo/tiny-model model.safetensors
-echo "== done: the cache under $HF_HUB_CACHE is the layout huggingface_hub reads"
+
+echo "== 1. publish examples/tiny-model into a mirror cache as demo/tiny-bert"
+"$HC" cache add-folder examples/tiny-model --repo demo/tiny-bert --cache-dir "$DEMO/mirror-cache" >/dev/null
+
+echo "== 2. hubcache serve over that cache (loopback)"
+"$HC" serve --cache-dir "$DEMO/mirror-cache" --addr 127.0.0.1:0 --log-requests 2>"$DEMO/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^listening on ' "$DEMO/serve.log" && break; sleep 0.1; done
+URL=$(sed -n 's/^listening on //p' "$DEMO/serve.log")
+echo "   mirror at $URL"
+
+export HF_HUB_CACHE="$DEMO/cache"
+echo "== 3. HF_ENDPOINT=$URL hubcache download demo/tiny-bert   (fresh cache, every hash verified)"
+SNAP=$(HF_ENDPOINT="$URL" "$HC" download demo/tiny-bert)
+(cd "$SNAP" && find . \( -type l -o -type f \) | sort | while read -r f; do
+  printf '   %-36s -> %s\n' "${f#./}" "$(readlink "$f")"
+done)
+BEFORE=$(grep -c ' 200 ' "$DEMO/serve.log" || true)
+
+echo "== 4. offline: HF_HUB_OFFLINE=1 hubcache download demo/tiny-bert tokenizer.json"
+HF_HUB_OFFLINE=1 "$HC" download demo/tiny-bert tokenizer.json
+HF_HUB_OFFLINE=1 "$HC" download demo/tiny-bert >/dev/null
+AFTER=$(grep -c ' 200 ' "$DEMO/serve.log" || true)
+echo "   requests the mirror answered during the offline loads: $((AFTER - BEFORE))"
+
+cat <<TXT
+== done
+   mirror cache : $DEMO/mirror-cache   (serve it to a cluster: hubcache serve --addr 0.0.0.0:8090)
+   client cache : $HF_HUB_CACHE   (huggingface_hub and transformers load it with HF_HUB_OFFLINE=1)
+   snapshot     : $SNAP
+   against the real Hub (needs internet):
+     hubcache download sentence-transformers/all-MiniLM-L6-v2
+     hubcache serve --upstream https://huggingface.co      # pull-through mirror for HF_ENDPOINT
+TXT

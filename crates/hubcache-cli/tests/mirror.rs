@@ -69,9 +69,9 @@ fn hub_faithful_headers_ranges_and_errors() {
     let server = Served::start(home.path(), &["--cache-dir", cache.to_str().unwrap()], &[]);
     let a = &server.addr;
 
-    let weights = fs::read(tiny_model().join("model.safetensors")).unwrap();
+    let weights = fs::read(tiny_model().join("model-00001-of-00002.safetensors")).unwrap();
     let sha = sha256_hex(&weights);
-    let head = http(a, "HEAD", "/demo/tiny/resolve/main/model.safetensors", &[], b"");
+    let head = http(a, "HEAD", "/demo/tiny/resolve/main/model-00001-of-00002.safetensors", &[], b"");
     assert_eq!(head.status, 200);
     assert_eq!(head.headers["x-repo-commit"], commit);
     assert_eq!(head.headers["x-linked-etag"], format!("\"{sha}\""));
@@ -104,7 +104,7 @@ fn hub_faithful_headers_ranges_and_errors() {
     let part = http(
         a,
         "GET",
-        "/demo/tiny/resolve/main/model.safetensors",
+        "/demo/tiny/resolve/main/model-00001-of-00002.safetensors",
         &[("Range", "bytes=10-19")],
         b"",
     );
@@ -114,7 +114,7 @@ fn hub_faithful_headers_ranges_and_errors() {
     let tail = http(
         a,
         "GET",
-        "/demo/tiny/resolve/main/model.safetensors",
+        "/demo/tiny/resolve/main/model-00001-of-00002.safetensors",
         &[("Range", "bytes=-5")],
         b"",
     );
@@ -123,7 +123,7 @@ fn hub_faithful_headers_ranges_and_errors() {
     let bad = http(
         a,
         "GET",
-        "/demo/tiny/resolve/main/model.safetensors",
+        "/demo/tiny/resolve/main/model-00001-of-00002.safetensors",
         &[("Range", &beyond)],
         b"",
     );
@@ -181,7 +181,7 @@ fn hub_faithful_headers_ranges_and_errors() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["path"] == "model.safetensors")
+        .find(|e| e["path"] == "model-00001-of-00002.safetensors")
         .unwrap();
     assert_eq!(w["lfs"]["oid"], sha.as_str());
     assert!(w.get("xetHash").is_none());
@@ -262,7 +262,7 @@ fn pull_through_fetches_each_blob_once() {
         "main",
         vec![
             ("config.json".into(), Bytes::from_static(b"{\"up\": true}")),
-            ("model.safetensors".into(), Bytes::from(big.clone())),
+            ("model-00001-of-00002.safetensors".into(), Bytes::from(big.clone())),
         ],
     );
     let home = tempfile::tempdir().unwrap();
@@ -286,7 +286,7 @@ fn pull_through_fetches_each_blob_once() {
         .collect();
     for child in children {
         let snap = single_path(&child.wait_with_output().unwrap());
-        assert_eq!(fs::read(snap.join("model.safetensors")).unwrap(), big);
+        assert_eq!(fs::read(snap.join("model-00001-of-00002.safetensors")).unwrap(), big);
     }
     let mut per_file: HashMap<String, usize> = HashMap::new();
     for r in hub.requests().into_iter().filter(|r| r.is_content_get()) {
