@@ -12,7 +12,7 @@
 pub mod range;
 pub mod respond;
 pub mod route;
-pub mod store;
 mod server;
+pub mod store;
 
 pub use server::{bind, Mirror, MirrorConfig, MirrorError};

@@ -30,7 +30,9 @@ pub fn answer(header: Option<&str>, size: u64) -> RangeAnswer {
     let (a, b) = (a.trim(), b.trim());
     let parsed = match (a.is_empty(), b.is_empty()) {
         (false, _) => {
-            let Ok(start) = a.parse::<u64>() else { return RangeAnswer::Full };
+            let Ok(start) = a.parse::<u64>() else {
+                return RangeAnswer::Full;
+            };
             let end = if b.is_empty() {
                 size.saturating_sub(1)
             } else {
@@ -45,7 +47,9 @@ pub fn answer(header: Option<&str>, size: u64) -> RangeAnswer {
             (start, end)
         }
         (true, false) => {
-            let Ok(suffix) = b.parse::<u64>() else { return RangeAnswer::Full };
+            let Ok(suffix) = b.parse::<u64>() else {
+                return RangeAnswer::Full;
+            };
             if suffix == 0 || size == 0 {
                 return RangeAnswer::Unsatisfiable;
             }
@@ -68,7 +72,10 @@ mod tests {
         assert_eq!(answer(None, 10), RangeAnswer::Full);
         assert_eq!(answer(Some("bytes=2-"), 10), RangeAnswer::Partial { start: 2, end: 9 });
         assert_eq!(answer(Some("bytes=2-4"), 10), RangeAnswer::Partial { start: 2, end: 4 });
-        assert_eq!(answer(Some("bytes=2-400"), 10), RangeAnswer::Partial { start: 2, end: 9 });
+        assert_eq!(
+            answer(Some("bytes=2-400"), 10),
+            RangeAnswer::Partial { start: 2, end: 9 }
+        );
         assert_eq!(answer(Some("bytes=-3"), 10), RangeAnswer::Partial { start: 7, end: 9 });
         assert_eq!(answer(Some("bytes=-30"), 10), RangeAnswer::Partial { start: 0, end: 9 });
         assert_eq!(answer(Some("bytes=10-"), 10), RangeAnswer::Unsatisfiable);

@@ -90,7 +90,11 @@ pub fn parse(method: &str, raw_path: &str) -> Result<Route, RouteError> {
     let (kind, skip) = split_kind(&segments);
     let rest = &segments[skip..];
     // The repo id is one or two segments; "resolve" follows it.
-    let at = rest.iter().take(3).position(|s| *s == "resolve").ok_or(RouteError::NotFound)?;
+    let at = rest
+        .iter()
+        .take(3)
+        .position(|s| *s == "resolve")
+        .ok_or(RouteError::NotFound)?;
     if at == 0 || rest.len() < at + 3 {
         return Err(RouteError::NotFound);
     }
@@ -133,8 +137,16 @@ fn parse_api(method: &str, segments: &[&str]) -> Result<Route, RouteError> {
     match (rest[at], method) {
         ("revision", "GET") if after.len() == 1 => Ok(Route::RepoInfo { repo, revision }),
         ("tree", "GET") => {
-            let sub: Vec<String> = after[1..].iter().filter(|s| !s.is_empty()).map(|s| decode(s)).collect::<Result<_, _>>()?;
-            let path = if sub.is_empty() { None } else { Some(RepoPath::new(&sub.join("/"))?) };
+            let sub: Vec<String> = after[1..]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| decode(s))
+                .collect::<Result<_, _>>()?;
+            let path = if sub.is_empty() {
+                None
+            } else {
+                Some(RepoPath::new(&sub.join("/"))?)
+            };
             Ok(Route::Tree { repo, revision, path })
         }
         ("paths-info", "POST") if after.len() == 1 => Ok(Route::PathsInfo { repo, revision }),
@@ -161,13 +173,17 @@ mod tests {
                 path: RepoPath::new("config.json").unwrap()
             }
         );
-        let Route::Resolve { repo, revision, path } = resolve("/datasets/o/d/resolve/refs%2Fpr%2F1/a/b%20c.txt").unwrap() else {
+        let Route::Resolve { repo, revision, path } =
+            resolve("/datasets/o/d/resolve/refs%2Fpr%2F1/a/b%20c.txt").unwrap()
+        else {
             panic!()
         };
         assert_eq!(repo.repo_type, RepoType::Dataset);
         assert_eq!(revision.as_str(), "refs/pr/1");
         assert_eq!(path.as_str(), "a/b c.txt");
-        let Route::Resolve { repo, .. } = resolve("/gpt2/resolve/main/config.json").unwrap() else { panic!() };
+        let Route::Resolve { repo, .. } = resolve("/gpt2/resolve/main/config.json").unwrap() else {
+            panic!()
+        };
         assert_eq!(repo.id.as_str(), "gpt2");
         assert_eq!(resolve("/org/m/blob/main/x"), Err(RouteError::NotFound));
     }
@@ -187,7 +203,10 @@ mod tests {
             "/api/models/org/m/tree/main/..%2F..",
             "/api/models/org/m/revision/..%2F..%2Frefs",
         ] {
-            assert!(matches!(parse("GET", p), Err(RouteError::Invalid(_)) | Err(RouteError::NotFound)), "{p}");
+            assert!(
+                matches!(parse("GET", p), Err(RouteError::Invalid(_)) | Err(RouteError::NotFound)),
+                "{p}"
+            );
             assert!(!matches!(parse("GET", p), Ok(_)), "{p}");
         }
     }
@@ -196,13 +215,22 @@ mod tests {
     fn api_routes() {
         assert!(matches!(parse("GET", "/api/models/org/m"), Ok(Route::RepoInfo { .. })));
         assert!(matches!(parse("GET", "/api/models/gpt2"), Ok(Route::RepoInfo { .. })));
-        let Ok(Route::RepoInfo { revision, .. }) = parse("GET", "/api/datasets/o/d/revision/v1.0") else { panic!() };
+        let Ok(Route::RepoInfo { revision, .. }) = parse("GET", "/api/datasets/o/d/revision/v1.0") else {
+            panic!()
+        };
         assert_eq!(revision.as_str(), "v1.0");
-        let Ok(Route::Tree { path, .. }) = parse("GET", "/api/models/o/m/tree/main/sub%2Fdir") else { panic!() };
+        let Ok(Route::Tree { path, .. }) = parse("GET", "/api/models/o/m/tree/main/sub%2Fdir") else {
+            panic!()
+        };
         assert_eq!(path.unwrap().as_str(), "sub/dir");
-        let Ok(Route::Tree { path, .. }) = parse("GET", "/api/models/o/m/tree/main") else { panic!() };
+        let Ok(Route::Tree { path, .. }) = parse("GET", "/api/models/o/m/tree/main") else {
+            panic!()
+        };
         assert!(path.is_none());
-        assert!(matches!(parse("POST", "/api/models/o/m/paths-info/main"), Ok(Route::PathsInfo { .. })));
+        assert!(matches!(
+            parse("POST", "/api/models/o/m/paths-info/main"),
+            Ok(Route::PathsInfo { .. })
+        ));
         assert_eq!(parse("GET", "/api/agent-harnesses"), Err(RouteError::NotFound));
         assert_eq!(parse("DELETE", "/org/m/resolve/main/x"), Err(RouteError::NotFound));
     }

@@ -74,7 +74,9 @@ impl MirrorError {
     /// What the operator can do about it.
     pub fn hints(&self) -> Vec<String> {
         match self {
-            MirrorError::Cache { .. } => vec!["fill it first (`hubcache download …` or `hubcache cache add-folder …`), or pass --cache-dir".into()],
+            MirrorError::Cache { .. } => vec![
+                "fill it first (`hubcache download …` or `hubcache cache add-folder …`), or pass --cache-dir".into(),
+            ],
             MirrorError::Listen { .. } => vec!["choose another --addr (port 0 picks a free one)".into()],
             MirrorError::Upstream(e) => e.hints(),
         }
@@ -125,7 +127,11 @@ impl Mirror {
 
     /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish for
     /// up to the drain bound.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), MirrorError> {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), MirrorError> {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let drain = self.drain;
         let app = Router::new().fallback(handle).with_state(self);
@@ -191,8 +197,9 @@ impl Mirror {
             }
             match up.client().revision_commit(repo, revision.as_str()).await {
                 Ok(sha) => {
-                    let commit = CommitHash::new(&sha)
-                        .map_err(|_| respond::hub_error(StatusCode::BAD_GATEWAY, None, "upstream sent an invalid commit", None))?;
+                    let commit = CommitHash::new(&sha).map_err(|_| {
+                        respond::hub_error(StatusCode::BAD_GATEWAY, None, "upstream sent an invalid commit", None)
+                    })?;
                     let _ = commit::write_ref(&self.store.cache().repo(repo), revision.as_str(), &commit);
                     if let Ok(mut m) = self.refs.lock() {
                         m.insert(key, (commit.clone(), Instant::now()));
@@ -238,11 +245,21 @@ impl Mirror {
         match result {
             Ok(_) => match self.store.file(repo, commit, path) {
                 FileState::Cached(f) => Ok(f),
-                _ => Err(respond::hub_error(StatusCode::BAD_GATEWAY, None, "upstream file vanished", None)),
+                _ => Err(respond::hub_error(
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    "upstream file vanished",
+                    None,
+                )),
             },
             Err(e) => Err(match e.hub_error() {
                 Some(h) => upstream_error(h),
-                None => respond::hub_error(StatusCode::BAD_GATEWAY, None, &format!("upstream download failed: {e}"), None),
+                None => respond::hub_error(
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    &format!("upstream download failed: {e}"),
+                    None,
+                ),
             }),
         }
     }
@@ -275,7 +292,9 @@ fn upstream_error(e: &HubError) -> Response<Body> {
         HubError::Gated { message, .. } => respond::hub_error(
             StatusCode::FORBIDDEN,
             Some("GatedRepo"),
-            message.as_deref().unwrap_or("Access to this repository is restricted upstream"),
+            message
+                .as_deref()
+                .unwrap_or("Access to this repository is restricted upstream"),
             None,
         ),
         other => respond::hub_error(StatusCode::BAD_GATEWAY, None, &format!("upstream: {other}"), None),
@@ -295,7 +314,11 @@ async fn handle(State(mirror): State<Arc<Mirror>>, req: Request) -> Response<Bod
     let path = req.uri().path().to_string();
     let resp = dispatch(&mirror, req).await;
     if mirror.log_requests {
-        eprintln!("{method} {path} {} {}ms", resp.status().as_u16(), started.elapsed().as_millis());
+        eprintln!(
+            "{method} {path} {} {}ms",
+            resp.status().as_u16(),
+            started.elapsed().as_millis()
+        );
     }
     resp
 }
@@ -313,9 +336,13 @@ async fn dispatch(mirror: &Mirror, req: Request) -> Response<Body> {
         return resp;
     }
     let result = match route {
-        Route::Resolve { repo, revision, path } => resolve_file(mirror, &method, req.headers(), &repo, &revision, &path).await,
+        Route::Resolve { repo, revision, path } => {
+            resolve_file(mirror, &method, req.headers(), &repo, &revision, &path).await
+        }
         Route::RepoInfo { repo, revision } => repo_info(mirror, &repo, &revision, req.uri().query()).await,
-        Route::Tree { repo, revision, path } => tree(mirror, &repo, &revision, path.as_ref(), req.uri(), req.headers()).await,
+        Route::Tree { repo, revision, path } => {
+            tree(mirror, &repo, &revision, path.as_ref(), req.uri(), req.headers()).await
+        }
         Route::PathsInfo { repo, revision } => paths_info(mirror, &repo, &revision, req).await,
     };
     result.unwrap_or_else(|resp| resp)
@@ -340,7 +367,9 @@ async fn resolve_file(
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_TYPE, "application/octet-stream");
     if let Some(sha) = &meta.lfs_sha256 {
-        builder = builder.header("x-linked-etag", format!("\"{sha}\"")).header("x-linked-size", size);
+        builder = builder
+            .header("x-linked-etag", format!("\"{sha}\""))
+            .header("x-linked-size", size);
     }
     let (status, start, len) = match range {
         RangeAnswer::Full => (StatusCode::OK, 0, size),
@@ -357,7 +386,11 @@ async fn resolve_file(
         }
         RangeAnswer::Unsatisfiable => (StatusCode::OK, 0, size),
     };
-    let (status, start, len) = if *method == Method::HEAD { (StatusCode::OK, 0, size) } else { (status, start, len) };
+    let (status, start, len) = if *method == Method::HEAD {
+        (StatusCode::OK, 0, size)
+    } else {
+        (status, start, len)
+    };
     let builder = builder.status(status).header(header::CONTENT_LENGTH, len);
     if *method == Method::HEAD {
         return builder.body(Body::empty()).map_err(internal);
@@ -375,7 +408,12 @@ fn internal(_: axum::http::Error) -> Response<Body> {
 }
 
 fn io_error(e: &std::io::Error) -> Response<Body> {
-    respond::hub_error(StatusCode::INTERNAL_SERVER_ERROR, None, &format!("cannot read the cached file: {e}"), None)
+    respond::hub_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        &format!("cannot read the cached file: {e}"),
+        None,
+    )
 }
 
 fn lfs_json(f: &TreeFile) -> Option<serde_json::Value> {
@@ -388,7 +426,12 @@ fn lfs_json(f: &TreeFile) -> Option<serde_json::Value> {
     })
 }
 
-async fn repo_info(mirror: &Mirror, repo: &Repo, revision: &Revision, query: Option<&str>) -> Result<Response<Body>, Response<Body>> {
+async fn repo_info(
+    mirror: &Mirror,
+    repo: &Repo,
+    revision: &Revision,
+    query: Option<&str>,
+) -> Result<Response<Body>, Response<Body>> {
     let commit = mirror.resolve(repo, revision).await?;
     let listing = mirror.listing(repo, &commit).await?;
     let blobs = query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "blobs" && v == "true"));
@@ -400,7 +443,8 @@ async fn repo_info(mirror: &Mirror, repo: &Repo, revision: &Revision, query: Opt
                 s["size"] = f.content_size().into();
                 s["blobId"] = f.blob_id.clone().into();
                 if let Some(l) = lfs_json(f) {
-                    s["lfs"] = serde_json::json!({ "size": l["size"], "sha256": l["oid"], "pointerSize": l["pointerSize"] });
+                    s["lfs"] =
+                        serde_json::json!({ "size": l["size"], "sha256": l["oid"], "pointerSize": l["pointerSize"] });
                 }
             }
             s
@@ -468,7 +512,9 @@ async fn tree(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let recursive = params.get("recursive").is_some_and(|v| v == "true" || v == "True" || v == "1");
+    let recursive = params
+        .get("recursive")
+        .is_some_and(|v| v == "true" || v == "True" || v == "1");
     let cursor: usize = params.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
     let all = entries(&listing);
     let prefix = sub.map(|p| format!("{}/", p.as_str()));
@@ -490,14 +536,24 @@ async fn tree(
             recursive || !rest.contains('/')
         })
         .collect();
-    let page: Vec<serde_json::Value> = selected.iter().skip(cursor).take(PAGE_SIZE).map(|(p, f)| entry_json(p, *f)).collect();
+    let page: Vec<serde_json::Value> = selected
+        .iter()
+        .skip(cursor)
+        .take(PAGE_SIZE)
+        .map(|(p, f)| entry_json(p, *f))
+        .collect();
     let mut resp = respond::json(&serde_json::Value::Array(page));
     if cursor + PAGE_SIZE < selected.len() {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
         let mut query: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "cursor").collect();
         query.sort();
         query.push(("cursor".into(), (cursor + PAGE_SIZE).to_string()));
-        let qs = form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
         let link = format!("<http://{host}{}?{qs}>; rel=\"next\"", uri.path());
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, v);
@@ -506,7 +562,12 @@ async fn tree(
     Ok(resp)
 }
 
-async fn paths_info(mirror: &Mirror, repo: &Repo, revision: &Revision, req: Request) -> Result<Response<Body>, Response<Body>> {
+async fn paths_info(
+    mirror: &Mirror,
+    repo: &Repo,
+    revision: &Revision,
+    req: Request,
+) -> Result<Response<Body>, Response<Body>> {
     let commit = mirror.resolve(repo, revision).await?;
     let listing = mirror.listing(repo, &commit).await?;
     let is_json = req
@@ -526,7 +587,10 @@ async fn paths_info(mirror: &Mirror, repo: &Repo, revision: &Revision, req: Requ
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
     } else {
-        form_urlencoded::parse(&body).filter(|(k, _)| k == "paths").map(|(_, v)| v.into_owned()).collect()
+        form_urlencoded::parse(&body)
+            .filter(|(k, _)| k == "paths")
+            .map(|(_, v)| v.into_owned())
+            .collect()
     };
     let all = entries(&listing);
     let found: Vec<serde_json::Value> = wanted

@@ -173,7 +173,11 @@ impl Store {
         if let Some(h) = self.hashed.lock().ok()?.get(&key) {
             return Some(h.clone());
         }
-        let kind = if is_lfs(rel.as_str(), size) { HashKind::Sha256 } else { HashKind::GitSha1 };
+        let kind = if is_lfs(rel.as_str(), size) {
+            HashKind::Sha256
+        } else {
+            HashKind::GitSha1
+        };
         let digest = hash_file(disk, kind).ok()??;
         self.hashed.lock().ok()?.insert(key, digest.clone());
         Some(digest)

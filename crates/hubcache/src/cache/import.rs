@@ -24,9 +24,38 @@ pub const LFS_THRESHOLD: u64 = 10 * 1024 * 1024;
 
 /// Extensions the Hub's default `.gitattributes` stores in LFS whatever their size.
 const LFS_EXTENSIONS: &[&str] = &[
-    "7z", "arrow", "bin", "bz2", "ckpt", "ftz", "gguf", "gz", "h5", "joblib", "mlmodel", "model", "msgpack", "npy",
-    "npz", "onnx", "ot", "parquet", "pb", "pickle", "pkl", "pt", "pth", "rar", "safetensors", "tar", "tflite", "tgz",
-    "wasm", "xz", "zip", "zst",
+    "7z",
+    "arrow",
+    "bin",
+    "bz2",
+    "ckpt",
+    "ftz",
+    "gguf",
+    "gz",
+    "h5",
+    "joblib",
+    "mlmodel",
+    "model",
+    "msgpack",
+    "npy",
+    "npz",
+    "onnx",
+    "ot",
+    "parquet",
+    "pb",
+    "pickle",
+    "pkl",
+    "pt",
+    "pth",
+    "rar",
+    "safetensors",
+    "tar",
+    "tflite",
+    "tgz",
+    "wasm",
+    "xz",
+    "zip",
+    "zst",
 ];
 
 /// Whether the Hub would store this file in LFS.
@@ -87,7 +116,10 @@ fn hash_both(path: &Path) -> io::Result<(String, String, u64)> {
         sha256.update(&buf[..n]);
     }
     if read != size {
-        return Err(io::Error::other(format!("{} changed while it was read", path.display())));
+        return Err(io::Error::other(format!(
+            "{} changed while it was read",
+            path.display()
+        )));
     }
     Ok((hex(&sha1.finalize()), hex(&sha256.finalize()), size))
 }
