@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use hubcache::cache::import::{is_lfs, lfs_pointer_oid};
@@ -36,11 +36,19 @@ pub enum FileState {
     Unknown,
 }
 
+/// A parsed `trees/<commit>.json`, with the file stamp it was read at.
+type Listing = Arc<BTreeMap<RepoPath, TreeFile>>;
+/// A file's identity for memoisation: path, size, modification time.
+type Stamp = (PathBuf, u64, Option<SystemTime>);
+
 /// Read access to one cache folder.
 pub struct Store {
     cache: CacheLayout,
+    /// Parsed listings, reused while the file's size and mtime are unchanged: a snapshot of
+    /// N files asks for the listing N times.
+    listings: Mutex<HashMap<Stamp, Listing>>,
     /// Hashes of copied (non-symlink) snapshot files, keyed by path, size and mtime.
-    hashed: Mutex<HashMap<(PathBuf, u64, Option<SystemTime>), String>>,
+    hashed: Mutex<HashMap<Stamp, String>>,
 }
 
 impl Store {
@@ -48,6 +56,7 @@ impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Store {
             cache: CacheLayout::new(root),
+            listings: Mutex::new(HashMap::new()),
             hashed: Mutex::new(HashMap::new()),
         }
     }
@@ -70,8 +79,19 @@ impl Store {
     }
 
     /// The full listing of a commit when the cache knows it (`trees/<commit>.json`).
-    pub fn tree_listing(&self, repo: &Repo, commit: &CommitHash) -> Option<BTreeMap<RepoPath, TreeFile>> {
-        tree::read(&self.cache.repo(repo).tree_file(commit))
+    pub fn tree_listing(&self, repo: &Repo, commit: &CommitHash) -> Option<Listing> {
+        let path = self.cache.repo(repo).tree_file(commit);
+        let meta = fs::metadata(&path).ok()?;
+        let stamp: Stamp = (path.clone(), meta.len(), meta.modified().ok());
+        if let Some(l) = self.listings.lock().ok()?.get(&stamp) {
+            return Some(l.clone());
+        }
+        let listing = Arc::new(tree::read(&path)?);
+        let mut cache = self.listings.lock().ok()?;
+        // Older versions of this listing are dead weight.
+        cache.retain(|k, _| k.0 != path);
+        cache.insert(stamp, listing.clone());
+        Some(listing)
     }
 
     /// Every file of the commit present in the cache, with its metadata.

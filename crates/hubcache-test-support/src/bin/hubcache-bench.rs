@@ -1,7 +1,10 @@
 //! Benchmark: hubcache vs Python huggingface_hub against the in-process fake Hub on loopback.
 //!
 //! `cargo run --release -p hubcache-test-support --bin hubcache-bench -- [--size-mib 1024]
-//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH]`
+//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH] [--no-python] [--mirror]`
+//!
+//! With `--mirror` the server is `hubcache serve` over a cache filled by `cache add-folder`
+//! (a separate process, as in production) instead of the in-process fake Hub.
 //!
 //! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
 //! time of a many-small-files snapshot, and the requests warm calls make.
@@ -19,6 +22,7 @@ struct Opts {
     file_kib: usize,
     hubcache: PathBuf,
     python: Option<PathBuf>,
+    mirror: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -29,6 +33,7 @@ fn parse_args() -> Result<Opts, String> {
         file_kib: 4,
         hubcache: root.join("target/release/hubcache"),
         python: Some(root.join(".venv/bin/python")).filter(|p| p.is_file()),
+        mirror: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -40,6 +45,7 @@ fn parse_args() -> Result<Opts, String> {
             "--hubcache" => o.hubcache = PathBuf::from(val()?),
             "--python" => o.python = Some(PathBuf::from(val()?)),
             "--no-python" => o.python = None,
+            "--mirror" => o.mirror = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -160,6 +166,10 @@ fn main() {
         );
         std::process::exit(2);
     }
+    if o.mirror {
+        mirror_bench(&o);
+        return;
+    }
     let hub = FakeHub::start();
     let size = o.size_mib << 20;
     eprintln!(
@@ -278,4 +288,197 @@ fn main() {
         );
         let _ = std::fs::remove_dir_all(&cache);
     }
+}
+
+/// Peak RSS of a running process (VmHWM), in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn write_folder(dir: &Path, files: &[(String, Bytes)]) {
+    for (name, content) in files {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Err(e) = std::fs::write(&p, content) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn client_env(cmd: &mut Command, url: &str, cache: &Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HF_") || k.starts_with("HUGGING") || k.starts_with("TRANSFORMERS") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("HF_ENDPOINT", url)
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HOME", cache.join("home"))
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+}
+
+/// `hubcache serve` over an add-folder cache, with hubcache and Python as clients.
+fn mirror_bench(o: &Opts) {
+    use std::io::BufRead;
+    let work = fresh_dir("mirror");
+    let size = o.size_mib << 20;
+    eprintln!(
+        "generating {} MiB and {} × {} KiB files under {}…",
+        o.size_mib,
+        o.files,
+        o.file_kib,
+        work.display()
+    );
+    write_folder(
+        &work.join("src-big"),
+        &[("model.safetensors".into(), pseudo_random(size, 7))],
+    );
+    let many: Vec<(String, Bytes)> = (0..o.files)
+        .map(|i| {
+            (
+                format!("files/f{i:05}.txt"),
+                pseudo_random(o.file_kib << 10, 2 * i as u64 + 11),
+            )
+        })
+        .collect();
+    write_folder(&work.join("src-many"), &many);
+    let mirror_cache = work.join("mirror-cache");
+    for (dir, repo) in [("src-big", "bench/big"), ("src-many", "bench/many")] {
+        let st = Command::new(&o.hubcache)
+            .args(["cache", "add-folder"])
+            .arg(work.join(dir))
+            .args(["--repo", repo, "--cache-dir"])
+            .arg(&mirror_cache)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !matches!(st, Ok(s) if s.success()) {
+            eprintln!("error: add-folder failed for {repo}");
+            std::process::exit(1);
+        }
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    let mut server = match Command::new(&o.hubcache)
+        .args(["serve", "--addr", "127.0.0.1:0", "--cache-dir"])
+        .arg(&mirror_cache)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot start hubcache serve: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut url = String::new();
+    if let Some(err) = server.stderr.take() {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("listening on ") {
+                url = u.to_string();
+                break;
+            }
+        }
+    }
+    if url.is_empty() {
+        eprintln!("error: hubcache serve did not start");
+        let _ = server.kill();
+        std::process::exit(1);
+    }
+    let mb = size as f64 / 1e6;
+    println!(
+        "# hubcache serve benchmark (mirror on 127.0.0.1, separate processes, caches under {})",
+        work.display()
+    );
+    println!("## one {} MiB LFS file", o.size_mib);
+    let curl = run({
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("{url}/bench/big/resolve/main/model.safetensors"),
+        ]);
+        c
+    });
+    println!(
+        "curl > /dev/null:  {:7.2} s  {:8.1} MB/s  (mirror throughput)",
+        curl.secs,
+        mb / curl.secs
+    );
+    let cache = work.join("c-big-rs");
+    let mut c = Command::new(&o.hubcache);
+    c.args(["download", "bench/big", "model.safetensors"]);
+    client_env(&mut c, &url, &cache);
+    let rs = run(c);
+    println!(
+        "hubcache:          {:7.2} s  {:8.1} MB/s  peak RSS {}",
+        rs.secs,
+        mb / rs.secs,
+        rss(&rs)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    let mut py_big = None;
+    if let Some(py) = &o.python {
+        let cache = work.join("c-big-py");
+        let mut c = Command::new(py);
+        c.args([
+            "-c",
+            "from huggingface_hub import hf_hub_download; hf_hub_download('bench/big', 'model.safetensors')",
+        ]);
+        client_env(&mut c, &url, &cache);
+        let r = run(c);
+        println!(
+            "huggingface_hub:   {:7.2} s  {:8.1} MB/s  peak RSS {}",
+            r.secs,
+            mb / r.secs,
+            rss(&r)
+        );
+        py_big = Some(r.secs);
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    if let Some(p) = py_big {
+        println!(
+            "ratio:             hubcache is {:.2}x the speed of huggingface_hub",
+            p / rs.secs
+        );
+    }
+    println!("## snapshot of {} × {} KiB files", o.files, o.file_kib);
+    let cache = work.join("c-many-rs");
+    let mut c = Command::new(&o.hubcache);
+    c.args(["download", "bench/many"]);
+    client_env(&mut c, &url, &cache);
+    let rs = run(c);
+    println!("hubcache:          {:7.2} s  peak RSS {}", rs.secs, rss(&rs));
+    let _ = std::fs::remove_dir_all(&cache);
+    if let Some(py) = &o.python {
+        let cache = work.join("c-many-py");
+        let mut c = Command::new(py);
+        c.args([
+            "-c",
+            "from huggingface_hub import snapshot_download; snapshot_download('bench/many')",
+        ]);
+        client_env(&mut c, &url, &cache);
+        let r = run(c);
+        println!("huggingface_hub:   {:7.2} s  peak RSS {}", r.secs, rss(&r));
+        println!(
+            "ratio:             hubcache is {:.2}x the speed of huggingface_hub",
+            r.secs / rs.secs
+        );
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    let server_rss = vm_hwm_kib(server.id());
+    println!(
+        "mirror peak RSS:   {}",
+        server_rss
+            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&work);
 }
