@@ -3,6 +3,7 @@
 
 mod add_folder_cmd;
 mod cache_cmd;
+mod deploy_cmd;
 mod model_cmd;
 mod progress;
 mod serve_cmd;
@@ -36,6 +37,14 @@ enum Command {
     Model(model_cmd::ModelArgs),
     /// Serve the cache as a Hub-compatible endpoint (HF_ENDPOINT for other machines).
     Serve(serve_cmd::ServeArgs),
+    /// Pin the repos of hubcache.toml to commits and exact files in hubcache.lock.
+    Lock(deploy_cmd::LockArgs),
+    /// Make the cache hold exactly what hubcache.lock names.
+    Sync(deploy_cmd::SyncArgs),
+    /// Write cached snapshots into one self-verifying bundle file.
+    Export(deploy_cmd::ExportArgs),
+    /// Import bundles into a cache, verifying every blob first.
+    Import(deploy_cmd::ImportArgs),
 }
 
 /// An error the CLI can print: the message chain, then `hint:` lines.
@@ -114,6 +123,10 @@ fn main() -> ExitCode {
         Command::Cache(args) => cache_cmd::run(&settings, args),
         Command::Model(args) => model_cmd::run(&settings, args),
         Command::Serve(args) => serve_cmd::run(&settings, args),
+        Command::Lock(args) => deploy_cmd::lock(&settings, args),
+        Command::Sync(args) => deploy_cmd::sync_cmd(&settings, args),
+        Command::Export(args) => deploy_cmd::export(&settings, args),
+        Command::Import(args) => deploy_cmd::import(&settings, args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,8 @@
 
 pub mod blocking;
 pub mod cache;
+#[cfg(feature = "deploy")]
+pub mod deploy;
 pub mod download;
 pub mod error;
 pub mod fs;

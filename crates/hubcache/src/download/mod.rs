@@ -1,6 +1,6 @@
 //! Download pipelines: one file (`hf_hub_download`) and a whole snapshot (`snapshot_download`).
 
-mod file;
+pub(crate) mod file;
 mod local_dir;
 pub mod patterns;
 mod snapshot;

@@ -1,0 +1,482 @@
+//! Bundles: one tar file carrying selected snapshots across an air gap, verified on arrival.
+//!
+//! Layout: `manifest.json` first (every repo's refs, snapshot entries and tree listings, and
+//! every blob's size and sha256), then `blobs/<etag>` once per distinct blob, deduplicated
+//! across revisions and repos. No symlinks travel: the importer rebuilds them. Export streams
+//! each blob from the cache and checks it against its name on the way out; import streams each
+//! blob into a staging folder, checks its etag and sha256, and only when the whole bundle has
+//! been read and verified moves blobs into place, then links snapshots, then writes refs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::DeployError;
+use crate::cache::commit::{self, LinkMode};
+use crate::cache::import::is_lfs;
+use crate::cache::layout::CacheLayout;
+use crate::cache::tree::{self, TreeFile};
+use crate::hub::transfer::HashKind;
+use crate::repo::{is_valid_etag, CommitHash, Repo, RepoId, RepoPath, RepoType, Revision};
+
+/// Bundle format name and version in `manifest.json`.
+const FORMAT: &str = "hubcache-bundle";
+const VERSION: u32 = 1;
+/// Largest manifest accepted on import.
+const MAX_MANIFEST: u64 = 256 << 20;
+
+/// One blob in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// One repo in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoEntry {
+    /// Repo id.
+    pub repo_id: String,
+    /// `model`, `dataset` or `space`.
+    pub repo_type: String,
+    /// Ref name → commit.
+    pub refs: BTreeMap<String, String>,
+    /// Commit → (path → etag).
+    pub snapshots: BTreeMap<String, BTreeMap<String, String>>,
+    /// Commit → listing, when the cache had one.
+    #[serde(default)]
+    pub trees: BTreeMap<String, BTreeMap<String, TreeFile>>,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    /// Always `hubcache-bundle`.
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// Etag → blob info.
+    pub blobs: BTreeMap<String, BlobInfo>,
+    /// Repos.
+    pub repos: Vec<RepoEntry>,
+}
+
+/// What to export: one commit of a repo, all of its cached files or just these.
+#[derive(Debug, Clone)]
+pub struct ExportItem {
+    /// Repo and type.
+    pub repo: Repo,
+    /// The commit.
+    pub commit: CommitHash,
+    /// Ref names to carry for this commit.
+    pub refs: Vec<String>,
+    /// `Some((path, etag))` list from a lock; `None` = every file of the cached snapshot.
+    pub files: Option<Vec<(RepoPath, String)>>,
+}
+
+/// What an export or import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleReport {
+    /// Repos.
+    pub repos: usize,
+    /// Snapshot entries.
+    pub entries: usize,
+    /// Distinct blobs.
+    pub blobs: usize,
+    /// Bytes of distinct blobs.
+    pub blob_bytes: u64,
+    /// Size of the bundle file.
+    pub bundle_bytes: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes everything read through it: sha256 always, git blob sha1 when asked.
+struct HashingReader<R> {
+    inner: R,
+    sha256: Sha256,
+    git: Option<Sha1>,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R, git_size: Option<u64>) -> Self {
+        let git = git_size.map(|size| {
+            let mut h = Sha1::new();
+            h.update(format!("blob {size}\0").as_bytes());
+            h
+        });
+        HashingReader {
+            inner,
+            sha256: Sha256::new(),
+            git,
+            read: 0,
+        }
+    }
+
+    fn finish(self) -> (String, Option<String>, u64) {
+        (hex(&self.sha256.finalize()), self.git.map(|g| hex(&g.finalize())), self.read)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha256.update(&buf[..n]);
+        if let Some(g) = &mut self.git {
+            g.update(&buf[..n]);
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether content with these digests is the blob named `etag`.
+fn matches_etag(etag: &str, sha256: &str, git: Option<&str>) -> bool {
+    match HashKind::for_etag(etag) {
+        HashKind::Sha256 => sha256.eq_ignore_ascii_case(etag),
+        HashKind::GitSha1 => git.is_some_and(|g| g.eq_ignore_ascii_case(etag)),
+        HashKind::Unverifiable => false,
+    }
+}
+
+/// Every file of a cached snapshot with its etag (symlink target name, or hashed if copied).
+fn snapshot_entries(cache: &CacheLayout, repo: &Repo, commit: &CommitHash) -> Result<Vec<(RepoPath, String)>, DeployError> {
+    let layout = cache.repo(repo);
+    let root = layout.snapshot_dir(commit);
+    if !root.is_dir() {
+        return Err(DeployError::Export(format!("{repo} has no cached snapshot {commit}")));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(|e| DeployError::io("read", &dir, e))? {
+            let entry = entry.map_err(|e| DeployError::io("read", &dir, e))?;
+            let path = entry.path();
+            if entry.file_type().map_err(|e| DeployError::io("read", &path, e))?.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&root).map_err(|_| DeployError::Export(path.display().to_string()))?;
+            let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| DeployError::Export(e.to_string()))?;
+            let etag = match fs::read_link(&path) {
+                Ok(t) => t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                Err(_) => {
+                    let size = fs::metadata(&path).map_err(|e| DeployError::io("read", &path, e))?.len();
+                    let kind = if is_lfs(rel.as_str(), size) { HashKind::Sha256 } else { HashKind::GitSha1 };
+                    crate::hub::transfer::hash_file(&path, kind)
+                        .map_err(|e| DeployError::io("read", &path, e))?
+                        .unwrap_or_default()
+                }
+            };
+            if !is_valid_etag(&etag) {
+                return Err(DeployError::Export(format!("{repo}: {rel} has no valid blob name")));
+            }
+            out.push((rel, etag));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes a bundle of `items` from `cache` to `out` (via `<out>.partial`, renamed at the end).
+pub fn export(cache: &CacheLayout, items: &[ExportItem], out: &Path) -> Result<BundleReport, DeployError> {
+    let mut repos: BTreeMap<Repo, RepoEntry> = BTreeMap::new();
+    // etag → (file on disk, size)
+    let mut blobs: BTreeMap<String, (PathBuf, u64)> = BTreeMap::new();
+    let mut entries = 0;
+    for item in items {
+        let layout = cache.repo(&item.repo);
+        let files = match &item.files {
+            Some(f) => f.clone(),
+            None => snapshot_entries(cache, &item.repo, &item.commit)?,
+        };
+        let entry = repos.entry(item.repo.clone()).or_insert_with(|| RepoEntry {
+            repo_id: item.repo.id.to_string(),
+            repo_type: item.repo.repo_type.as_str().to_string(),
+            refs: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            trees: BTreeMap::new(),
+        });
+        for r in &item.refs {
+            entry.refs.insert(r.clone(), item.commit.to_string());
+        }
+        if let Some(listing) = tree::read(&layout.tree_file(&item.commit)) {
+            entry
+                .trees
+                .insert(item.commit.to_string(), listing.into_iter().map(|(p, f)| (p.to_string(), f)).collect());
+        }
+        let snap = entry.snapshots.entry(item.commit.to_string()).or_default();
+        for (path, etag) in files {
+            let disk = layout.snapshot_file(&item.commit, &path);
+            let size = fs::metadata(&disk)
+                .map_err(|_| DeployError::Export(format!("{}: {path} is not in the cache", item.repo)))?
+                .len();
+            snap.insert(path.to_string(), etag.clone());
+            blobs.entry(etag).or_insert((disk, size));
+            entries += 1;
+        }
+    }
+    // sha256 of each blob: the etag itself for LFS blobs; computed for git-sha1 blobs.
+    let mut infos = BTreeMap::new();
+    for (etag, (disk, size)) in &blobs {
+        let sha256 = if HashKind::for_etag(etag) == HashKind::Sha256 {
+            etag.to_ascii_lowercase()
+        } else {
+            let mut r = HashingReader::new(File::open(disk).map_err(|e| DeployError::io("read", disk, e))?, None);
+            io::copy(&mut r, &mut io::sink()).map_err(|e| DeployError::io("read", disk, e))?;
+            r.finish().0
+        };
+        infos.insert(etag.clone(), BlobInfo { size: *size, sha256 });
+    }
+    let manifest = BundleManifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        blobs: infos,
+        repos: repos.into_values().collect(),
+    };
+    let partial = crate::fs::sibling_temp(out, "partial");
+    let result = write_tar(&manifest, &blobs, &partial);
+    if let Err(e) = result {
+        let _ = fs::remove_file(&partial);
+        return Err(e);
+    }
+    fs::rename(&partial, out).map_err(|e| DeployError::io("move into place", out, e))?;
+    Ok(BundleReport {
+        repos: manifest.repos.len(),
+        entries,
+        blobs: blobs.len(),
+        blob_bytes: blobs.values().map(|(_, s)| s).sum(),
+        bundle_bytes: fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+    })
+}
+
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(0);
+    h
+}
+
+fn write_tar(manifest: &BundleManifest, blobs: &BTreeMap<String, (PathBuf, u64)>, path: &Path) -> Result<(), DeployError> {
+    let file = File::create(path).map_err(|e| DeployError::io("create", path, e))?;
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+    let json = serde_json::to_vec_pretty(manifest).map_err(|e| DeployError::Export(e.to_string()))?;
+    let mut h = header(json.len() as u64);
+    tar.append_data(&mut h, "manifest.json", json.as_slice())
+        .map_err(|e| DeployError::io("write", path, e))?;
+    for (etag, (disk, size)) in blobs {
+        let src = File::open(disk).map_err(|e| DeployError::io("read", disk, e))?;
+        let git = (HashKind::for_etag(etag) == HashKind::GitSha1).then_some(*size);
+        let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, src).take(*size), git);
+        let mut h = header(*size);
+        tar.append_data(&mut h, format!("blobs/{etag}"), &mut reader)
+            .map_err(|e| DeployError::io("write", path, e))?;
+        let (sha256, git, read) = reader.finish();
+        if read != *size || !matches_etag(etag, &sha256, git.as_deref()) {
+            return Err(DeployError::Export(format!(
+                "{} does not match its blob name {etag} (corrupt cache; run `hubcache cache verify`)",
+                disk.display()
+            )));
+        }
+    }
+    let mut w = tar.into_inner().map_err(|e| DeployError::io("write", path, e))?;
+    w.flush().map_err(|e| DeployError::io("write", path, e))?;
+    w.get_ref().sync_all().map_err(|e| DeployError::io("write", path, e))?;
+    Ok(())
+}
+
+/// A validated manifest: every name checked before anything touches the disk.
+struct Plan {
+    repos: Vec<(Repo, RepoEntry)>,
+}
+
+fn validate(m: &BundleManifest) -> Result<Plan, String> {
+    if m.format != FORMAT || m.version != VERSION {
+        return Err(format!("not a {FORMAT} v{VERSION} bundle"));
+    }
+    for (etag, info) in &m.blobs {
+        if HashKind::for_etag(etag) == HashKind::Unverifiable {
+            return Err(format!("invalid blob name `{}`", etag.escape_debug()));
+        }
+        if HashKind::for_etag(&info.sha256) != HashKind::Sha256 {
+            return Err(format!("invalid sha256 for blob {etag}"));
+        }
+    }
+    let mut repos = Vec::new();
+    for r in &m.repos {
+        let repo_type: RepoType = r.repo_type.parse().map_err(|e: crate::NameError| e.to_string())?;
+        let repo = Repo::new(RepoId::new(&r.repo_id).map_err(|e| e.to_string())?, repo_type);
+        for (name, commit) in &r.refs {
+            Revision::new(name).map_err(|e| e.to_string())?;
+            CommitHash::new(commit).map_err(|e| e.to_string())?;
+            if !r.snapshots.contains_key(commit) {
+                return Err(format!("ref {name} of {repo} points at a commit the bundle lacks"));
+            }
+        }
+        for (commit, files) in &r.snapshots {
+            CommitHash::new(commit).map_err(|e| e.to_string())?;
+            for (path, etag) in files {
+                RepoPath::new(path).map_err(|e| e.to_string())?;
+                if !m.blobs.contains_key(etag) {
+                    return Err(format!("{repo}: {path} names a blob the bundle lacks"));
+                }
+            }
+        }
+        for (commit, listing) in &r.trees {
+            CommitHash::new(commit).map_err(|e| e.to_string())?;
+            for p in listing.keys() {
+                RepoPath::new(p).map_err(|e| e.to_string())?;
+            }
+        }
+        repos.push((repo, r.clone()));
+    }
+    Ok(Plan { repos })
+}
+
+/// Removes the staging folder unless disarmed.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Imports a bundle into `cache`; all or nothing becomes visible.
+pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result<BundleReport, DeployError> {
+    let refuse = |detail: String| DeployError::Bundle {
+        path: bundle.to_path_buf(),
+        detail,
+    };
+    let file = File::open(bundle).map_err(|e| DeployError::io("open", bundle, e))?;
+    let bundle_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut entries = archive.entries().map_err(|e| refuse(format!("not a tar file: {e}")))?;
+
+    let mut first = match entries.next() {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => return Err(refuse(format!("unreadable: {e}"))),
+        None => return Err(refuse("empty".into())),
+    };
+    if first.path().map(|p| p != Path::new("manifest.json")).unwrap_or(true) || first.size() > MAX_MANIFEST {
+        return Err(refuse("the first entry is not manifest.json".into()));
+    }
+    let mut json = Vec::new();
+    first.read_to_end(&mut json).map_err(|e| refuse(format!("truncated manifest: {e}")))?;
+    let manifest: BundleManifest = serde_json::from_slice(&json).map_err(|e| refuse(format!("malformed manifest: {e}")))?;
+    let plan = validate(&manifest).map_err(refuse)?;
+
+    fs::create_dir_all(cache.root()).map_err(|e| DeployError::io("create", cache.root(), e))?;
+    let staging_dir = cache.root().join(".locks").join(format!("hubcache-import-{}", crate::fs::random_suffix()));
+    fs::create_dir_all(&staging_dir).map_err(|e| DeployError::io("create", &staging_dir, e))?;
+    let mut staging = Staging(Some(staging_dir.clone()));
+
+    let mut seen = BTreeSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| refuse(format!("truncated or corrupt: {e}")))?;
+        let name = entry.path().map_err(|e| refuse(e.to_string()))?.to_string_lossy().into_owned();
+        let etag = name
+            .strip_prefix("blobs/")
+            .filter(|e| manifest.blobs.contains_key(*e))
+            .ok_or_else(|| refuse(format!("unexpected entry `{}`", name.escape_debug())))?
+            .to_string();
+        if !seen.insert(etag.clone()) {
+            return Err(refuse(format!("blob {etag} appears twice")));
+        }
+        let info = &manifest.blobs[&etag];
+        if entry.size() != info.size {
+            return Err(refuse(format!("blob {etag} has {} bytes, the manifest says {}", entry.size(), info.size)));
+        }
+        let git = (HashKind::for_etag(&etag) == HashKind::GitSha1).then_some(info.size);
+        let mut reader = HashingReader::new(&mut entry, git);
+        let dest = staging_dir.join(&etag);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?);
+        io::copy(&mut reader, &mut out).map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
+        out.flush().map_err(|e| DeployError::io("write", &dest, e))?;
+        let (sha256, git, read) = reader.finish();
+        if read != info.size {
+            return Err(refuse(format!("blob {etag} is truncated")));
+        }
+        if !sha256.eq_ignore_ascii_case(&info.sha256) || !matches_etag(&etag, &sha256, git.as_deref()) {
+            return Err(refuse(format!("blob {etag} does not match its hash (tampered or damaged)")));
+        }
+    }
+    if let Some(missing) = manifest.blobs.keys().find(|e| !seen.contains(*e)) {
+        return Err(refuse(format!("truncated: blob {missing} is missing")));
+    }
+
+    // Everything verified: place blobs, then snapshot links and listings, then refs.
+    let mut report = BundleReport {
+        repos: plan.repos.len(),
+        blobs: manifest.blobs.len(),
+        blob_bytes: manifest.blobs.values().map(|b| b.size).sum(),
+        bundle_bytes,
+        entries: 0,
+    };
+    let _ = commit::ensure_cachedir_tag(cache);
+    for (repo, entry) in &plan.repos {
+        let layout = cache.repo(repo);
+        let blobs_dir = layout.blobs_dir();
+        fs::create_dir_all(&blobs_dir).map_err(|e| DeployError::io("create", &blobs_dir, e))?;
+        let needed: BTreeSet<&String> = entry.snapshots.values().flat_map(|f| f.values()).collect();
+        for etag in needed {
+            let dest = layout.blob(etag);
+            if crate::fs::is_file(&dest) {
+                continue;
+            }
+            let src = staging_dir.join(etag);
+            let tmp = crate::fs::sibling_temp(&dest, "incomplete");
+            fs::hard_link(&src, &tmp)
+                .or_else(|_| fs::copy(&src, &tmp).map(|_| ()))
+                .and_then(|_| fs::rename(&tmp, &dest))
+                .map_err(|e| {
+                    let _ = fs::remove_file(&tmp);
+                    DeployError::io("place", &dest, e)
+                })?;
+        }
+        for (commit, files) in &entry.snapshots {
+            let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
+            fs::create_dir_all(layout.snapshot_dir(&commit)).map_err(|e| DeployError::io("create", layout.snapshot_dir(&commit), e))?;
+            for (path, etag) in files {
+                let path = RepoPath::new(path).map_err(|e| refuse(e.to_string()))?;
+                commit::link_snapshot(&layout, &commit, &path, etag, link_mode, false)
+                    .map_err(|e| DeployError::io("link", layout.snapshot_file(&commit, &path), e))?;
+                report.entries += 1;
+            }
+        }
+        for (commit, listing) in &entry.trees {
+            let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
+            let target = layout.tree_file(&commit);
+            if target.is_file() {
+                continue;
+            }
+            let listing: BTreeMap<RepoPath, TreeFile> = listing
+                .iter()
+                .filter_map(|(p, f)| RepoPath::new(p).ok().map(|p| (p, f.clone())))
+                .collect();
+            tree::write(&target, &listing).map_err(|e| DeployError::io("write", &target, e))?;
+        }
+        for (name, commit) in &entry.refs {
+            let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
+            commit::write_ref(&layout, name, &commit).map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
+        }
+    }
+    if let Some(p) = staging.0.take() {
+        let _ = fs::remove_dir_all(p);
+    }
+    Ok(report)
+}
