@@ -105,7 +105,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, hubcache::Error> {
         .map_err(|e| hubcache::Error::io("start the runtime for", PathBuf::from("hubcache"), e))
 }
 
-fn hub(settings: &Settings, cache_dir: Option<&PathBuf>, token: Option<&String>) -> Result<hubcache::Hub, hubcache::Error> {
+fn hub(
+    settings: &Settings,
+    cache_dir: Option<&PathBuf>,
+    token: Option<&String>,
+) -> Result<hubcache::Hub, hubcache::Error> {
     let mut b = HubBuilder::from_settings(settings);
     if let Some(d) = cache_dir {
         b = b.cache_dir(d);
@@ -119,7 +123,9 @@ fn hub(settings: &Settings, cache_dir: Option<&PathBuf>, token: Option<&String>)
 fn cache_layout(settings: &Settings, dir: Option<&PathBuf>) -> Result<CacheLayout, hubcache::Error> {
     let root = dir.cloned().unwrap_or_else(|| settings.cache_dir.clone());
     std::fs::create_dir_all(&root).map_err(|e| hubcache::Error::io("create", &root, e))?;
-    Ok(CacheLayout::new(root.canonicalize().map_err(|e| hubcache::Error::io("open", &root, e))?))
+    Ok(CacheLayout::new(
+        root.canonicalize().map_err(|e| hubcache::Error::io("open", &root, e))?,
+    ))
 }
 
 /// `hubcache lock`.
@@ -132,7 +138,11 @@ pub fn lock(settings: &Settings, args: LockArgs) -> CmdResult {
             None => vec![format!("{} does not exist", args.lockfile.display())],
         };
         if problems.is_empty() {
-            eprintln!("{} is up to date with {}", args.lockfile.display(), args.manifest.display());
+            eprintln!(
+                "{} is up to date with {}",
+                args.lockfile.display(),
+                args.manifest.display()
+            );
             return Ok(ExitCode::SUCCESS);
         }
         return Err(DeployError::Stale { problems }.into());
@@ -159,11 +169,19 @@ pub fn lock(settings: &Settings, args: LockArgs) -> CmdResult {
     let (lock, changes) = runtime()?.block_on(resolve::lock(&hub, &manifest, previous.as_ref(), &upgrade))?;
     lock.save(&args.lockfile)?;
     for c in &changes {
-        let short = |c: &Option<String>| c.as_deref().map(|s| s[..12.min(s.len())].to_string()).unwrap_or_else(|| "-".into());
+        let short = |c: &Option<String>| {
+            c.as_deref()
+                .map(|s| s[..12.min(s.len())].to_string())
+                .unwrap_or_else(|| "-".into())
+        };
         eprintln!("{}: {} -> {}", c.what, short(&c.from), short(&c.to));
     }
     let files: usize = lock.repos.iter().map(|r| r.files.len()).sum();
-    eprintln!("locked {} repos, {files} files in {}", lock.repos.len(), args.lockfile.display());
+    eprintln!(
+        "locked {} repos, {files} files in {}",
+        lock.repos.len(),
+        args.lockfile.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,7 +189,11 @@ pub fn lock(settings: &Settings, args: LockArgs) -> CmdResult {
 pub fn sync_cmd(settings: &Settings, args: SyncArgs) -> CmdResult {
     let offline = args.offline || settings.offline;
     let mut lock = Lockfile::load(&args.lockfile)?;
-    let manifest = if args.manifest.exists() { Some(Manifest::load(&args.manifest)?) } else { None };
+    let manifest = if args.manifest.exists() {
+        Some(Manifest::load(&args.manifest)?)
+    } else {
+        None
+    };
     let stale = match (&manifest, &lock) {
         (Some(m), Some(l)) => resolve::check(m, l),
         (_, None) => vec![format!("{} does not exist", args.lockfile.display())],
@@ -198,7 +220,11 @@ pub fn sync_cmd(settings: &Settings, args: SyncArgs) -> CmdResult {
     };
     if offline {
         let cache = cache_layout(settings, args.cache_dir.as_ref())?;
-        let n = sync::verify_offline(&cache, &lock, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))?;
+        let n = sync::verify_offline(
+            &cache,
+            &lock,
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        )?;
         eprintln!("all {n} locked files are cached and verified (no network used)");
         return Ok(ExitCode::SUCCESS);
     }

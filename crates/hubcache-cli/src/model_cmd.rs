@@ -1,24 +1,209 @@
-//! `hubcache model …`: resolve everything a model needs.
+//! `hubcache model …`: resolve everything a model needs, as `from_pretrained` would.
+//!
+//! Prints the bundle on stdout (file kind → path, commit, weights summary), or one JSON object
+//! with `--json`; warnings and errors go to stderr.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
-use hubcache::Settings;
+use hubcache::models::{self, BundleOptions, LoadOptions, ModelBundle, ModelError, ModelSource, WeightsOptions};
+use hubcache::{HubBuilder, RepoType, Revision, Settings, Token};
+use serde_json::json;
 
-use crate::CmdResult;
+use crate::{progress, CmdResult, Hinted};
+
+impl Hinted for ModelError {
+    fn hints(&self) -> Vec<String> {
+        ModelError::hints(self)
+    }
+}
 
 /// Arguments of `hubcache model`.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Repo id or local folder.
+    /// Repo id (`org/name`) or a local model folder (an existing folder wins).
     repo_id_or_dir: String,
+    /// Branch, tag, `refs/pr/N` or commit; resolved once, then every file comes from that commit.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Folder inside the repo that holds the model.
+    #[arg(long, default_value = "")]
+    subfolder: String,
+    /// Repo type.
+    #[arg(long, default_value = "model", value_parser = ["model", "dataset", "space"])]
+    repo_type: String,
+    /// Use only the cache; never touch the network.
+    #[arg(long)]
+    offline: bool,
+    /// Weights variant, e.g. `fp16` for `model.fp16.safetensors`.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Access token (default: HF_TOKEN, else the token file).
+    #[arg(long)]
+    token: Option<String>,
+    /// No progress bars or warnings; only the result and errors.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Runs `hubcache model`.
-pub fn run(_settings: &Settings, args: ModelArgs) -> CmdResult {
-    eprintln!(
-        "error: `hubcache model` is not implemented yet ({})",
-        args.repo_id_or_dir
-    );
-    Ok(ExitCode::from(1))
+pub fn run(settings: &Settings, args: ModelArgs) -> CmdResult {
+    let repo_type: RepoType = args.repo_type.parse().map_err(hubcache::Error::from)?;
+    let source = ModelSource::parse(&args.repo_id_or_dir, repo_type)?;
+    let revision = Revision::new(&args.revision).map_err(hubcache::Error::from)?;
+    let mut builder = HubBuilder::from_settings(settings);
+    if let Some(dir) = &args.cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(t) = &args.token {
+        builder = builder.token(Token::parse(t));
+    }
+    let show_bars = !args.quiet && settings.disable_progress_bars != Some(true) && progress::stderr_is_terminal();
+    builder = builder.reporter(Arc::new(progress::CliReporter::new(show_bars, args.quiet)));
+    let hub = hubcache::blocking::Hub::new(builder)?;
+    let options = LoadOptions {
+        revision,
+        subfolder: args.subfolder.clone(),
+        local_only: args.offline,
+        force_download: false,
+    };
+    let mut loader = models::blocking::ModelLoader::new(&hub, source, options);
+    let bundle = loader.bundle(&BundleOptions {
+        weights: WeightsOptions {
+            variant: args.variant.clone(),
+            ..WeightsOptions::default()
+        },
+        inspect: true,
+    })?;
+    if args.json {
+        println!("{}", to_json(&bundle));
+    } else {
+        print_text(&bundle);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_fields(bundle: &ModelBundle) -> (String, Option<String>) {
+    match &bundle.source {
+        ModelSource::Dir(d) => (d.display().to_string(), None),
+        ModelSource::Repo(r) => (r.id.to_string(), Some(r.repo_type.to_string())),
+    }
+}
+
+fn to_json(bundle: &ModelBundle) -> serde_json::Value {
+    let (source, repo_type) = source_fields(bundle);
+    let s = &bundle.summary;
+    json!({
+        "source": source,
+        "local": repo_type.is_none(),
+        "repo_type": repo_type,
+        "revision": bundle.revision.to_string(),
+        "commit": bundle.commit.as_ref().map(ToString::to_string),
+        "files": bundle.files.iter().map(|f| json!({
+            "kind": f.kind.as_str(),
+            "name": f.name,
+            "path": f.path.display().to_string(),
+        })).collect::<Vec<_>>(),
+        "absent": bundle.absent,
+        "weights": {
+            "format": bundle.weights.format.as_str(),
+            "name": bundle.weights.name,
+            "sharded": bundle.weights.is_sharded(),
+            "index": bundle.weights.index.as_ref().map(|p| p.display().to_string()),
+            "shards": s.files,
+            "tensors": s.tensors,
+            "indexed_tensors": bundle.weights.shard_index.as_ref().map(|i| i.weight_map.len()),
+            "total_bytes": s.total_bytes,
+            "parameters": s.parameters,
+            "dtypes": s.dtypes,
+        },
+    })
+}
+
+fn print_text(bundle: &ModelBundle) {
+    let (source, repo_type) = source_fields(bundle);
+    match repo_type {
+        Some(t) => println!("{:<26}{source} ({t})", "model"),
+        None => println!("{:<26}{source} (local folder)", "model"),
+    }
+    if matches!(bundle.source, ModelSource::Repo(_)) {
+        println!("{:<26}{}", "revision", bundle.revision);
+        let commit = bundle.commit.as_ref().map(ToString::to_string);
+        println!("{:<26}{}", "commit", commit.as_deref().unwrap_or("-"));
+    }
+    for f in &bundle.files {
+        println!("{:<26}{}", f.kind.as_str(), f.path.display());
+    }
+    let s = &bundle.summary;
+    let mut parts = vec![
+        bundle.weights.format.as_str().to_string(),
+        format!("{} {}", s.files, if s.files == 1 { "file" } else { "shards" }),
+    ];
+    if let Some(t) = s.tensors {
+        parts.push(format!("{t} tensors"));
+    }
+    parts.push(format!("{} bytes ({})", s.total_bytes, human_bytes(s.total_bytes)));
+    if let Some(p) = s.parameters {
+        match p {
+            0..1_000 => parts.push(format!("{p} parameters")),
+            _ => parts.push(format!("{p} parameters ({})", human_count(p))),
+        }
+    }
+    if !s.dtypes.is_empty() {
+        let dtypes: Vec<&str> = s.dtypes.keys().map(String::as_str).collect();
+        parts.push(format!("dtypes {}", dtypes.join(", ")));
+    }
+    println!("{:<26}{}", "summary", parts.join(", "));
+    if !bundle.absent.is_empty() {
+        println!("{:<26}{}", "absent", bundle.absent.join(", "));
+    }
+}
+
+/// Decimal size: `90.9 MB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Parameter count: `22.7 M`.
+fn human_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1} k", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} M", n as f64 / 1e6),
+        _ => format!("{:.2} B", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(90_868_376), "90.9 MB");
+        assert_eq!(human_count(22_713_216), "22.7 M");
+        assert_eq!(human_count(1_500), "1.5 k");
+        assert_eq!(human_count(7), "7");
+        assert_eq!(human_count(7_000_000_000), "7.00 B");
+    }
 }

@@ -71,7 +71,13 @@ fn hub_faithful_headers_ranges_and_errors() {
 
     let weights = fs::read(tiny_model().join("model-00001-of-00002.safetensors")).unwrap();
     let sha = sha256_hex(&weights);
-    let head = http(a, "HEAD", "/demo/tiny/resolve/main/model-00001-of-00002.safetensors", &[], b"");
+    let head = http(
+        a,
+        "HEAD",
+        "/demo/tiny/resolve/main/model-00001-of-00002.safetensors",
+        &[],
+        b"",
+    );
     assert_eq!(head.status, 200);
     assert_eq!(head.headers["x-repo-commit"], commit);
     assert_eq!(head.headers["x-linked-etag"], format!("\"{sha}\""));

@@ -6,6 +6,7 @@
 //! Faults can be injected per request ([`FaultRule`]) and every request is logged ([`LoggedRequest`]).
 
 mod faults;
+mod fixtures;
 mod hub;
 mod log;
 mod model;
@@ -13,6 +14,7 @@ mod server;
 mod util;
 
 pub use faults::{Fault, FaultRule};
+pub use fixtures::{safetensors_file, shard_name, sharded_model};
 pub use hub::FakeHub;
 pub use log::{LoggedRequest, Origin};
 pub use model::{default_lfs_rule, RepoKind};

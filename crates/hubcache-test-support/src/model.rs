@@ -151,7 +151,8 @@ impl Repo {
         }
     }
 
-    /// Resolves a branch, tag, `refs/heads/X`, `refs/tags/X`, other ref or full commit id.
+    /// Resolves a branch, tag, `refs/heads/X`, `refs/tags/X`, other ref, full commit id, or an
+    /// unambiguous short commit id (7 to 39 lower-case hex, as the Hub accepts `9b8c223`).
     pub fn resolve(&self, rev: &str) -> Option<Arc<Commit>> {
         let id = self
             .branches
@@ -160,8 +161,23 @@ impl Repo {
             .or_else(|| rev.strip_prefix("refs/heads/").and_then(|b| self.branches.get(b)))
             .or_else(|| rev.strip_prefix("refs/tags/").and_then(|t| self.tags.get(t)))
             .map(String::as_str)
-            .or_else(|| is_commit_hash(rev).then_some(rev))?;
-        self.commits.get(id).cloned()
+            .or_else(|| is_commit_hash(rev).then_some(rev));
+        match id {
+            Some(id) => self.commits.get(id).cloned(),
+            None => self.resolve_short(rev),
+        }
+    }
+
+    fn resolve_short(&self, rev: &str) -> Option<Arc<Commit>> {
+        let hex = rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !(7..40).contains(&rev.len()) || !hex {
+            return None;
+        }
+        let mut found = self.commits.iter().filter(|(id, _)| id.starts_with(rev));
+        match (found.next(), found.next()) {
+            (Some((_, commit)), None) => Some(commit.clone()),
+            _ => None,
+        }
     }
 }
 

@@ -32,6 +32,11 @@ impl Hub {
         &self.inner
     }
 
+    /// Runs a future of the async API (e.g. [`crate::models`]) on this hub's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     /// See [`crate::Hub::download_file`].
     pub fn download_file(&self, req: &FileRequest) -> Result<PathBuf> {
         self.runtime.block_on(self.inner.download_file(req))

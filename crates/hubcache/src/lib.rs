@@ -13,6 +13,7 @@ pub mod error;
 pub mod fs;
 pub mod hub;
 pub mod lock;
+pub mod models;
 pub mod progress;
 pub mod repo;
 pub mod settings;

@@ -1,27 +1,31 @@
 //! `fake-hub`: runs the fake Hugging Face Hub as a standalone process.
 //!
-//! Usage: `fake-hub [--addr 127.0.0.1:PORT] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...`
+//! Usage: `fake-hub [--addr 127.0.0.1:PORT] [--log] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...`
 //!
 //! Commits each folder to branch `main`, then prints `listening on http://127.0.0.1:PORT` and one
-//! `ORG/NAME <commit>` line per repo to stdout, and serves until killed.
+//! `ORG/NAME <commit>` line per repo to stdout, and serves until killed. With `--log`, every
+//! answered request is printed to stderr (`fake-hub: #N hub GET /path 200`), so request counts of
+//! a real client can be read off.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubcache_test_support::{FakeHub, RepoKind};
+use hubcache_test_support::{FakeHub, Origin, RepoKind};
 
-const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
+const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--log] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
 
 struct Args {
     addr: SocketAddr,
+    log: bool,
     repos: Vec<(RepoKind, String, PathBuf)>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        log: false,
         repos: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -55,6 +59,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
                 parsed.repos.push((kind, id.to_owned(), PathBuf::from(dir)));
             }
+            "--log" => parsed.log = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -99,7 +104,23 @@ fn main() -> ExitCode {
         eprintln!("fake-hub: cannot write to stdout: {e}");
     }
     eprintln!("fake-hub: cdn origin {}", hub.cdn_url());
+    if !args.log {
+        loop {
+            std::thread::park();
+        }
+    }
+    let mut printed = 0;
     loop {
-        std::thread::park();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let log = hub.requests();
+        // Print in arrival order, up to the first request still being answered.
+        for r in log.iter().skip(printed).take_while(|r| r.status != 0) {
+            printed += 1;
+            let origin = match r.origin {
+                Origin::Hub => "hub",
+                Origin::Cdn => "cdn",
+            };
+            eprintln!("fake-hub: #{printed} {origin} {} {} {}", r.method, r.path, r.status);
+        }
     }
 }

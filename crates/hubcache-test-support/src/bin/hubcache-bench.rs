@@ -1,7 +1,10 @@
 //! Benchmark: hubcache vs Python huggingface_hub against the in-process fake Hub on loopback.
 //!
 //! `cargo run --release -p hubcache-test-support --bin hubcache-bench -- [--size-mib 1024]
-//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH] [--no-python] [--mirror]`
+//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH] [--no-python] [--mirror] [--bundle]`
+//!
+//! With `--bundle` it times `hubcache export` and `hubcache import` of one large model (hashing
+//! included).
 //!
 //! With `--mirror` the server is `hubcache serve` over a cache filled by `cache add-folder`
 //! (a separate process, as in production) instead of the in-process fake Hub.
@@ -23,6 +26,7 @@ struct Opts {
     hubcache: PathBuf,
     python: Option<PathBuf>,
     mirror: bool,
+    bundle: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -34,6 +38,7 @@ fn parse_args() -> Result<Opts, String> {
         hubcache: root.join("target/release/hubcache"),
         python: Some(root.join(".venv/bin/python")).filter(|p| p.is_file()),
         mirror: false,
+        bundle: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -46,6 +51,7 @@ fn parse_args() -> Result<Opts, String> {
             "--python" => o.python = Some(PathBuf::from(val()?)),
             "--no-python" => o.python = None,
             "--mirror" => o.mirror = true,
+            "--bundle" => o.bundle = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -168,6 +174,10 @@ fn main() {
     }
     if o.mirror {
         mirror_bench(&o);
+        return;
+    }
+    if o.bundle {
+        bundle_bench(&o);
         return;
     }
     let hub = FakeHub::start();
@@ -480,5 +490,72 @@ fn mirror_bench(o: &Opts) {
     );
     let _ = server.kill();
     let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `hubcache export` then `hubcache import` of a model of `--size-mib`, hashing included.
+fn bundle_bench(o: &Opts) {
+    let work = fresh_dir("bundle");
+    let size = o.size_mib << 20;
+    write_folder(
+        &work.join("src"),
+        &[
+            ("model.safetensors".into(), pseudo_random(size, 5)),
+            ("config.json".into(), Bytes::from_static(b"{}")),
+        ],
+    );
+    let hc = |args: &[&str]| {
+        let mut c = Command::new(&o.hubcache);
+        c.args(args);
+        c
+    };
+    let a = work.join("cache-a");
+    let b = work.join("cache-b");
+    let bundle = work.join("model.tar");
+    let (a_s, b_s, bundle_s, src_s) = (
+        a.to_string_lossy().into_owned(),
+        b.to_string_lossy().into_owned(),
+        bundle.to_string_lossy().into_owned(),
+        work.join("src").to_string_lossy().into_owned(),
+    );
+    let st = hc(&[
+        "cache",
+        "add-folder",
+        &src_s,
+        "--repo",
+        "bench/model",
+        "--cache-dir",
+        &a_s,
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .status();
+    if !matches!(st, Ok(s) if s.success()) {
+        eprintln!("error: add-folder failed");
+        std::process::exit(1);
+    }
+    let _ = std::fs::remove_dir_all(work.join("src"));
+    let mb = size as f64 / 1e6;
+    println!(
+        "# bundle benchmark ({} MiB model, caches under {})",
+        o.size_mib,
+        work.display()
+    );
+    let e = run(hc(&["export", "bench/model", "-o", &bundle_s, "--cache-dir", &a_s]));
+    println!(
+        "export: {:6.2} s  {:8.1} MB/s  peak RSS {}",
+        e.secs,
+        mb / e.secs,
+        rss(&e)
+    );
+    let i = run(hc(&["import", &bundle_s, "--cache-dir", &b_s]));
+    println!(
+        "import: {:6.2} s  {:8.1} MB/s  peak RSS {}",
+        i.secs,
+        mb / i.secs,
+        rss(&i)
+    );
+    let bundle_len = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    println!("bundle: {bundle_len} bytes for {} bytes of blobs", size + 2);
     let _ = std::fs::remove_dir_all(&work);
 }

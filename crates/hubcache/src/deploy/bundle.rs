@@ -100,42 +100,97 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Hashes everything read through it: sha256 always, git blob sha1 when asked.
-struct HashingReader<R> {
-    inner: R,
-    sha256: Sha256,
-    git: Option<Sha1>,
+/// Bytes gathered before a chunk is handed to the hasher thread.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// Hashes on its own thread (sha256 always, git blob sha1 when asked), so hashing overlaps
+/// the reads and writes instead of following them; memory is bounded by a small queue.
+struct Hasher {
+    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<(String, Option<String>)>>,
     read: u64,
 }
 
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R, git_size: Option<u64>) -> Self {
-        let git = git_size.map(|size| {
-            let mut h = Sha1::new();
-            h.update(format!("blob {size}\0").as_bytes());
-            h
+impl Hasher {
+    fn new(git_size: Option<u64>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let handle = std::thread::spawn(move || {
+            let mut sha256 = Sha256::new();
+            let mut git = git_size.map(|size| {
+                let mut h = Sha1::new();
+                h.update(format!("blob {size}\0").as_bytes());
+                h
+            });
+            for chunk in rx {
+                sha256.update(&chunk);
+                if let Some(g) = &mut git {
+                    g.update(&chunk);
+                }
+            }
+            (hex(&sha256.finalize()), git.map(|g| hex(&g.finalize())))
         });
-        HashingReader {
-            inner,
-            sha256: Sha256::new(),
-            git,
+        Hasher {
+            buf: Vec::with_capacity(HASH_CHUNK),
+            tx: Some(tx),
+            handle: Some(handle),
             read: 0,
         }
     }
 
+    fn update(&mut self, data: &[u8]) {
+        self.read += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= HASH_CHUNK {
+            self.ship();
+        }
+    }
+
+    fn ship(&mut self) {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_CHUNK));
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(full);
+        }
+    }
+
+    /// (sha256, git sha1 if asked, bytes seen).
+    fn finish(mut self) -> (String, Option<String>, u64) {
+        if !self.buf.is_empty() {
+            self.ship();
+        }
+        drop(self.tx.take());
+        let (sha, git) = self
+            .handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_else(|| (String::new(), None));
+        (sha, git, self.read)
+    }
+}
+
+/// Hashes everything read through it (see [`Hasher`]).
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R, git_size: Option<u64>) -> Self {
+        HashingReader {
+            inner,
+            hasher: Hasher::new(git_size),
+        }
+    }
+
     fn finish(self) -> (String, Option<String>, u64) {
-        (hex(&self.sha256.finalize()), self.git.map(|g| hex(&g.finalize())), self.read)
+        self.hasher.finish()
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sha256.update(&buf[..n]);
-        if let Some(g) = &mut self.git {
-            g.update(&buf[..n]);
-        }
-        self.read += n as u64;
+        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -150,7 +205,11 @@ fn matches_etag(etag: &str, sha256: &str, git: Option<&str>) -> bool {
 }
 
 /// Every file of a cached snapshot with its etag (symlink target name, or hashed if copied).
-fn snapshot_entries(cache: &CacheLayout, repo: &Repo, commit: &CommitHash) -> Result<Vec<(RepoPath, String)>, DeployError> {
+fn snapshot_entries(
+    cache: &CacheLayout,
+    repo: &Repo,
+    commit: &CommitHash,
+) -> Result<Vec<(RepoPath, String)>, DeployError> {
     let layout = cache.repo(repo);
     let root = layout.snapshot_dir(commit);
     if !root.is_dir() {
@@ -162,17 +221,32 @@ fn snapshot_entries(cache: &CacheLayout, repo: &Repo, commit: &CommitHash) -> Re
         for entry in fs::read_dir(&dir).map_err(|e| DeployError::io("read", &dir, e))? {
             let entry = entry.map_err(|e| DeployError::io("read", &dir, e))?;
             let path = entry.path();
-            if entry.file_type().map_err(|e| DeployError::io("read", &path, e))?.is_dir() {
+            if entry
+                .file_type()
+                .map_err(|e| DeployError::io("read", &path, e))?
+                .is_dir()
+            {
                 stack.push(path);
                 continue;
             }
-            let rel = path.strip_prefix(&root).map_err(|_| DeployError::Export(path.display().to_string()))?;
+            let rel = path
+                .strip_prefix(&root)
+                .map_err(|_| DeployError::Export(path.display().to_string()))?;
             let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| DeployError::Export(e.to_string()))?;
             let etag = match fs::read_link(&path) {
-                Ok(t) => t.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                Ok(t) => t
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 Err(_) => {
-                    let size = fs::metadata(&path).map_err(|e| DeployError::io("read", &path, e))?.len();
-                    let kind = if is_lfs(rel.as_str(), size) { HashKind::Sha256 } else { HashKind::GitSha1 };
+                    let size = fs::metadata(&path)
+                        .map_err(|e| DeployError::io("read", &path, e))?
+                        .len();
+                    let kind = if is_lfs(rel.as_str(), size) {
+                        HashKind::Sha256
+                    } else {
+                        HashKind::GitSha1
+                    };
                     crate::hub::transfer::hash_file(&path, kind)
                         .map_err(|e| DeployError::io("read", &path, e))?
                         .unwrap_or_default()
@@ -211,9 +285,10 @@ pub fn export(cache: &CacheLayout, items: &[ExportItem], out: &Path) -> Result<B
             entry.refs.insert(r.clone(), item.commit.to_string());
         }
         if let Some(listing) = tree::read(&layout.tree_file(&item.commit)) {
-            entry
-                .trees
-                .insert(item.commit.to_string(), listing.into_iter().map(|(p, f)| (p.to_string(), f)).collect());
+            entry.trees.insert(
+                item.commit.to_string(),
+                listing.into_iter().map(|(p, f)| (p.to_string(), f)).collect(),
+            );
         }
         let snap = entry.snapshots.entry(item.commit.to_string()).or_default();
         for (path, etag) in files {
@@ -269,7 +344,11 @@ fn header(size: u64) -> tar::Header {
     h
 }
 
-fn write_tar(manifest: &BundleManifest, blobs: &BTreeMap<String, (PathBuf, u64)>, path: &Path) -> Result<(), DeployError> {
+fn write_tar(
+    manifest: &BundleManifest,
+    blobs: &BTreeMap<String, (PathBuf, u64)>,
+    path: &Path,
+) -> Result<(), DeployError> {
     let file = File::create(path).map_err(|e| DeployError::io("create", path, e))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| DeployError::Export(e.to_string()))?;
@@ -295,6 +374,20 @@ fn write_tar(manifest: &BundleManifest, blobs: &BTreeMap<String, (PathBuf, u64)>
     w.flush().map_err(|e| DeployError::io("write", path, e))?;
     w.get_ref().sync_all().map_err(|e| DeployError::io("write", path, e))?;
     Ok(())
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A validated manifest: every name checked before anything touches the disk.
@@ -376,19 +469,29 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         return Err(refuse("the first entry is not manifest.json".into()));
     }
     let mut json = Vec::new();
-    first.read_to_end(&mut json).map_err(|e| refuse(format!("truncated manifest: {e}")))?;
-    let manifest: BundleManifest = serde_json::from_slice(&json).map_err(|e| refuse(format!("malformed manifest: {e}")))?;
+    first
+        .read_to_end(&mut json)
+        .map_err(|e| refuse(format!("truncated manifest: {e}")))?;
+    let manifest: BundleManifest =
+        serde_json::from_slice(&json).map_err(|e| refuse(format!("malformed manifest: {e}")))?;
     let plan = validate(&manifest).map_err(refuse)?;
 
     fs::create_dir_all(cache.root()).map_err(|e| DeployError::io("create", cache.root(), e))?;
-    let staging_dir = cache.root().join(".locks").join(format!("hubcache-import-{}", crate::fs::random_suffix()));
+    let staging_dir = cache
+        .root()
+        .join(".locks")
+        .join(format!("hubcache-import-{}", crate::fs::random_suffix()));
     fs::create_dir_all(&staging_dir).map_err(|e| DeployError::io("create", &staging_dir, e))?;
     let mut staging = Staging(Some(staging_dir.clone()));
 
     let mut seen = BTreeSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| refuse(format!("truncated or corrupt: {e}")))?;
-        let name = entry.path().map_err(|e| refuse(e.to_string()))?.to_string_lossy().into_owned();
+        let name = entry
+            .path()
+            .map_err(|e| refuse(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
         let etag = name
             .strip_prefix("blobs/")
             .filter(|e| manifest.blobs.contains_key(*e))
@@ -399,20 +502,35 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         }
         let info = &manifest.blobs[&etag];
         if entry.size() != info.size {
-            return Err(refuse(format!("blob {etag} has {} bytes, the manifest says {}", entry.size(), info.size)));
+            return Err(refuse(format!(
+                "blob {etag} has {} bytes, the manifest says {}",
+                entry.size(),
+                info.size
+            )));
         }
         let git = (HashKind::for_etag(&etag) == HashKind::GitSha1).then_some(info.size);
-        let mut reader = HashingReader::new(&mut entry, git);
+        let mut hasher = Hasher::new(git);
         let dest = staging_dir.join(&etag);
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?);
-        io::copy(&mut reader, &mut out).map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
-        out.flush().map_err(|e| DeployError::io("write", &dest, e))?;
-        let (sha256, git, read) = reader.finish();
+        let mut out = File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?;
+        let mut chunk = vec![0u8; HASH_CHUNK];
+        loop {
+            let n = read_full(&mut entry, &mut chunk)
+                .map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&chunk[..n])
+                .map_err(|e| DeployError::io("write", &dest, e))?;
+            hasher.update(&chunk[..n]);
+        }
+        let (sha256, git, read) = hasher.finish();
         if read != info.size {
             return Err(refuse(format!("blob {etag} is truncated")));
         }
         if !sha256.eq_ignore_ascii_case(&info.sha256) || !matches_etag(&etag, &sha256, git.as_deref()) {
-            return Err(refuse(format!("blob {etag} does not match its hash (tampered or damaged)")));
+            return Err(refuse(format!(
+                "blob {etag} does not match its hash (tampered or damaged)"
+            )));
         }
     }
     if let Some(missing) = manifest.blobs.keys().find(|e| !seen.contains(*e)) {
@@ -450,7 +568,8 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         }
         for (commit, files) in &entry.snapshots {
             let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
-            fs::create_dir_all(layout.snapshot_dir(&commit)).map_err(|e| DeployError::io("create", layout.snapshot_dir(&commit), e))?;
+            fs::create_dir_all(layout.snapshot_dir(&commit))
+                .map_err(|e| DeployError::io("create", layout.snapshot_dir(&commit), e))?;
             for (path, etag) in files {
                 let path = RepoPath::new(path).map_err(|e| refuse(e.to_string()))?;
                 commit::link_snapshot(&layout, &commit, &path, etag, link_mode, false)
@@ -472,7 +591,8 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         }
         for (name, commit) in &entry.refs {
             let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
-            commit::write_ref(&layout, name, &commit).map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
+            commit::write_ref(&layout, name, &commit)
+                .map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
         }
     }
     if let Some(p) = staging.0.take() {

@@ -85,15 +85,17 @@ impl Manifest {
                 .parse()
                 .map_err(|e: crate::NameError| bad(e.to_string()))?;
             let repo = Repo::new(RepoId::new(&r.id).map_err(|e| bad(e.to_string()))?, repo_type);
-            let revision =
-                Revision::new(r.revision.as_deref().unwrap_or("main")).map_err(|e| bad(e.to_string()))?;
+            let revision = Revision::new(r.revision.as_deref().unwrap_or("main")).map_err(|e| bad(e.to_string()))?;
             let entry = ManifestRepo {
                 repo,
                 revision,
                 include: r.include,
                 exclude: r.exclude,
             };
-            if repos.iter().any(|e: &ManifestRepo| e.repo == entry.repo && e.revision == entry.revision) {
+            if repos
+                .iter()
+                .any(|e: &ManifestRepo| e.repo == entry.repo && e.revision == entry.revision)
+            {
                 return Err(bad(format!("{} @{} is listed twice", entry.repo, entry.revision)));
             }
             repos.push(entry);

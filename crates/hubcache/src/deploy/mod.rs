@@ -98,15 +98,19 @@ impl DeployError {
     /// What the user can do about it.
     pub fn hints(&self) -> Vec<String> {
         match self {
-            DeployError::Manifest { .. } => vec!["each [[repo]] needs `id`; optional: type, revision, include, exclude".into()],
+            DeployError::Manifest { .. } => {
+                vec!["each [[repo]] needs `id`; optional: type, revision, include, exclude".into()]
+            }
             DeployError::Lock { .. } => vec!["regenerate it with `hubcache lock`".into()],
             DeployError::Stale { .. } => vec!["run `hubcache lock` to update the lock, then commit it".into()],
             DeployError::Hub(e) => e.hints(),
             DeployError::Mismatch { .. } => vec!["run `hubcache sync` online to fetch and repair them".into()],
-            DeployError::Bundle { .. } => vec![
-                "the bundle is damaged or incomplete: copy it again and compare its size with the original".into(),
-            ],
-            DeployError::Export(_) => vec!["download what is missing first (`hubcache sync` or `hubcache download`)".into()],
+            DeployError::Bundle { .. } => {
+                vec!["the bundle is damaged or incomplete: copy it again and compare its size with the original".into()]
+            }
+            DeployError::Export(_) => {
+                vec!["download what is missing first (`hubcache sync` or `hubcache download`)".into()]
+            }
             DeployError::Io { .. } => vec![],
         }
     }

@@ -38,13 +38,22 @@ pub fn check(manifest: &Manifest, lock: &Lockfile) -> Vec<String> {
     for m in &manifest.repos {
         match lock.repos.iter().find(|l| l.repo == m.repo && l.revision == m.revision) {
             None => problems.push(format!("{} @{} is not locked", m.repo, m.revision)),
-            Some(l) if l.spec != m.spec() => problems.push(format!("{} @{} changed in the manifest", m.repo, m.revision)),
+            Some(l) if l.spec != m.spec() => {
+                problems.push(format!("{} @{} changed in the manifest", m.repo, m.revision))
+            }
             Some(_) => {}
         }
     }
     for l in &lock.repos {
-        if !manifest.repos.iter().any(|m| m.repo == l.repo && m.revision == l.revision) {
-            problems.push(format!("{} @{} is locked but no longer in the manifest", l.repo, l.revision));
+        if !manifest
+            .repos
+            .iter()
+            .any(|m| m.repo == l.repo && m.revision == l.revision)
+        {
+            problems.push(format!(
+                "{} @{} is locked but no longer in the manifest",
+                l.repo, l.revision
+            ));
         }
     }
     problems
@@ -54,12 +63,16 @@ async fn resolve_one(hub: &Hub, m: &ManifestRepo) -> Result<LockedRepo, DeployEr
     let commit = match &m.revision {
         Revision::Commit(c) => c.clone(),
         Revision::Ref(name) => {
-            let sha = hub.client().revision_commit(&m.repo, name).await.map_err(|source| crate::Error::Hub {
-                repo: m.repo.to_string(),
-                revision: name.clone(),
-                what: "revision".into(),
-                source,
-            })?;
+            let sha = hub
+                .client()
+                .revision_commit(&m.repo, name)
+                .await
+                .map_err(|source| crate::Error::Hub {
+                    repo: m.repo.to_string(),
+                    revision: name.clone(),
+                    what: "revision".into(),
+                    source,
+                })?;
             CommitHash::new(&sha).map_err(|_| crate::Error::BadResponse {
                 what: "commit hash (sha)",
                 detail: sha.escape_debug().to_string(),
@@ -94,7 +107,12 @@ pub async fn lock(
     upgrade: &Upgrade,
 ) -> Result<(Lockfile, Vec<Change>), DeployError> {
     let old: BTreeMap<(Repo, String), &LockedRepo> = previous
-        .map(|p| p.repos.iter().map(|r| ((r.repo.clone(), r.revision.to_string()), r)).collect())
+        .map(|p| {
+            p.repos
+                .iter()
+                .map(|r| ((r.repo.clone(), r.revision.to_string()), r))
+                .collect()
+        })
         .unwrap_or_default();
     let mut repos = Vec::new();
     let mut changes = Vec::new();
@@ -123,7 +141,11 @@ pub async fn lock(
         repos.push(entry);
     }
     for ((repo, rev), o) in &old {
-        if !manifest.repos.iter().any(|m| &m.repo == repo && m.revision.as_str() == rev) {
+        if !manifest
+            .repos
+            .iter()
+            .any(|m| &m.repo == repo && m.revision.as_str() == rev)
+        {
             changes.push(Change {
                 what: format!("{repo}@{rev}"),
                 from: Some(o.commit.to_string()),

@@ -55,7 +55,9 @@ pub async fn sync(hub: &Hub, lock: &Lockfile, max_workers: usize) -> Result<Sync
                 size: Some(f.size),
                 location: url::resolve_url(hub.client().endpoint(), &r.repo, r.commit.as_str(), &f.path),
             };
-            hub.fetch_known(&r.repo, None, &f.path, &known, false).await.map(|_| f.size)
+            hub.fetch_known(&r.repo, None, &f.path, &known, false)
+                .await
+                .map(|_| f.size)
         })
         .buffer_unordered(max_workers.max(1))
         .collect()
@@ -69,7 +71,8 @@ pub async fn sync(hub: &Hub, lock: &Lockfile, max_workers: usize) -> Result<Sync
         std::fs::create_dir_all(layout.snapshot_dir(&r.commit))
             .map_err(|e| DeployError::io("create", layout.snapshot_dir(&r.commit), e))?;
         if let Revision::Ref(name) = &r.revision {
-            commit::write_ref(&layout, name, &r.commit).map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
+            commit::write_ref(&layout, name, &r.commit)
+                .map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
         }
     }
     Ok(report)
@@ -84,7 +87,11 @@ pub fn verify_offline(cache: &CacheLayout, lock: &Lockfile, threads: usize) -> R
         .flat_map(|r| {
             let layout = cache.repo(&r.repo);
             r.files.iter().map(move |f| {
-                (format!("{}: {}", r.repo, f.path), layout.snapshot_file(&r.commit, &f.path), f.blob.clone())
+                (
+                    format!("{}: {}", r.repo, f.path),
+                    layout.snapshot_file(&r.commit, &f.path),
+                    f.blob.clone(),
+                )
             })
         })
         .collect();

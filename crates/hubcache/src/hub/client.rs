@@ -393,8 +393,19 @@ impl HubClient {
 
     /// The commit a revision points at (`GET /api/{type}s/{id}/revision/{rev}` → `sha`).
     pub async fn revision_commit(&self, repo: &Repo, revision: &str) -> Result<String, HubError> {
+        self.revision_commit_with(repo, revision, self.config.retry).await
+    }
+
+    /// [`HubClient::revision_commit`] with an explicit retry policy (model loading asks once and
+    /// falls back to `refs/` on a transient failure, as transformers' `resolve_revision` does).
+    pub(crate) async fn revision_commit_with(
+        &self,
+        repo: &Repo,
+        revision: &str,
+        policy: RetryPolicy,
+    ) -> Result<String, HubError> {
         let target = url::revision_info_url(&self.config.endpoint, repo, revision);
-        self.with_retries(self.config.retry, || async {
+        self.with_retries(policy, || async {
             let resp = self.get_json(&target).await?;
             let info: RevisionInfo = parse_json(resp, &target).await?;
             info.sha.ok_or_else(|| HubError::NotAHub {
