@@ -332,6 +332,17 @@ fn air_gapped_machine_serves_python_and_transformers() {
         &b.path("cache"),
     );
     assert_eq!(loaded.trim().lines().last().unwrap(), "bert [101, 7592, 2088, 102]");
+    let resolved = hubcache(b.home.path())
+        .args(["model", repo, "--json"])
+        .env("HF_ENDPOINT", UNREACHABLE)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", b.path("cache"))
+        .output()
+        .unwrap();
+    assert!(resolved.status.success(), "{}", stderr(&resolved));
+    let bundle: serde_json::Value = serde_json::from_str(&stdout(&resolved)).unwrap();
+    let lock = fs::read_to_string(a.path("hubcache.lock")).unwrap();
+    assert!(lock.contains(bundle["commit"].as_str().unwrap()), "{bundle}");
 
     // B serves its imported cache to a Python client on another "machine".
     let server = Served::start(b.home.path(), &["--cache-dir", b.path("cache").to_str().unwrap()], &[]);
