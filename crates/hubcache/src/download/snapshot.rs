@@ -145,7 +145,11 @@ impl Hub {
         if let Some(listing) = tree::read(tree_path) {
             return Ok(listing);
         }
-        let entries = self.client.list_tree(repo, commit.as_str()).await.map_err(ListingError::Hub)?;
+        let entries = self
+            .client
+            .list_tree(repo, commit.as_str())
+            .await
+            .map_err(ListingError::Hub)?;
         let listing = listing_from_entries(entries).map_err(ListingError::Other)?;
         let _ = tree::write(tree_path, &listing);
         Ok(listing)
