@@ -3,6 +3,7 @@
 
 mod add_folder_cmd;
 mod cache_cmd;
+mod cache_view;
 mod deploy_cmd;
 mod model_cmd;
 mod progress;

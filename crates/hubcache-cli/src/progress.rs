@@ -65,6 +65,17 @@ impl Reporter for CliReporter {
     }
 
     fn waiting_for_lock(&self, lock: &Path, waited: Duration) {
+        if lock
+            .file_name()
+            .is_some_and(|n| n == hubcache::cache::layout::GC_LOCK_NAME)
+        {
+            self.println(&format!(
+                "waiting for a cache clean-up (hubcache cache rm/prune) to finish (lock {}, waited {}s)",
+                lock.display(),
+                waited.as_secs()
+            ));
+            return;
+        }
         self.println(&format!(
             "waiting for another process to finish downloading (lock {}, waited {}s)",
             lock.display(),

@@ -3,6 +3,12 @@
 //! huggingface_hub (through `filelock`) takes BSD `flock` on the same path, so a Python process
 //! and hubcache exclude each other. We try the lock first; only on contention do we report that
 //! we wait (once, then every 10 s), and we wait up to a bound instead of giving up after seconds.
+//!
+//! Cache clean-up (`cache rm`/`prune`) adds one lock of its own, `.locks/hubcache-gc.lock`:
+//! downloads hold it *shared* while they write into a repo folder, a clean-up holds it
+//! *exclusive*. Lock order: the gc lock first, then `<etag>.lock`, then a shared-store
+//! `<hash>.lock`; a clean-up only ever *tries* `<etag>.lock` or waits for it with nothing
+//! else a download could be waiting for.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -39,7 +45,7 @@ pub enum LockError {
     },
 }
 
-/// An exclusive flock held until dropped. The lock file stays on disk, as in Python.
+/// A flock (exclusive or shared) held until dropped. The lock file stays on disk, as in Python.
 #[derive(Debug)]
 pub struct LockedFile {
     file: File,
@@ -54,50 +60,68 @@ impl LockedFile {
         timeout: Duration,
         on_wait: impl Fn(&Path, Duration),
     ) -> Result<LockedFile, LockError> {
-        let io_err = |source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o664)
-            .open(path)
-            .map_err(io_err)?;
-        let start = Instant::now();
-        let mut last_report: Option<Instant> = None;
+        Self::acquire_async(path, false, timeout, on_wait).await
+    }
+
+    /// Takes a shared lock on `path` (many holders at once, none while an exclusive holder
+    /// has it); waits like [`LockedFile::acquire`].
+    pub async fn acquire_shared(
+        path: &Path,
+        timeout: Duration,
+        on_wait: impl Fn(&Path, Duration),
+    ) -> Result<LockedFile, LockError> {
+        Self::acquire_async(path, true, timeout, on_wait).await
+    }
+
+    /// Takes the exclusive lock on `path` from synchronous code, blocking the thread while
+    /// it waits (reported through `on_wait` like [`LockedFile::acquire`]).
+    pub fn acquire_blocking(
+        path: &Path,
+        timeout: Duration,
+        on_wait: impl Fn(&Path, Duration),
+    ) -> Result<LockedFile, LockError> {
+        let file = open_lock_file(path)?;
+        let mut waiter = Waiter::new(timeout);
         loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    return Ok(LockedFile {
-                        file,
-                        path: path.to_path_buf(),
-                    })
-                }
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => return Err(io_err(e)),
+            if try_take(&file, false).map_err(|e| io_error(path, e))? {
+                return Ok(LockedFile::new(file, path));
             }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(LockError::Timeout {
-                    path: path.to_path_buf(),
-                    waited,
-                });
+            waiter.tick(path, &on_wait)?;
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Takes the exclusive lock on `path` if nobody holds it; `None` when another process does.
+    pub fn try_acquire(path: &Path) -> Result<Option<LockedFile>, LockError> {
+        let file = open_lock_file(path)?;
+        match try_take(&file, false) {
+            Ok(true) => Ok(Some(LockedFile::new(file, path))),
+            Ok(false) => Ok(None),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    async fn acquire_async(
+        path: &Path,
+        shared: bool,
+        timeout: Duration,
+        on_wait: impl Fn(&Path, Duration),
+    ) -> Result<LockedFile, LockError> {
+        let file = open_lock_file(path)?;
+        let mut waiter = Waiter::new(timeout);
+        loop {
+            if try_take(&file, shared).map_err(|e| io_error(path, e))? {
+                return Ok(LockedFile::new(file, path));
             }
-            let due = match last_report {
-                None => waited >= REPORT_AFTER,
-                Some(t) => t.elapsed() >= REPORT_EVERY,
-            };
-            if due {
-                on_wait(path, waited);
-                last_report = Some(Instant::now());
-            }
+            waiter.tick(path, &on_wait)?;
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn new(file: File, path: &Path) -> LockedFile {
+        LockedFile {
+            file,
+            path: path.to_path_buf(),
         }
     }
 
@@ -110,6 +134,79 @@ impl LockedFile {
 impl Drop for LockedFile {
     fn drop(&mut self) {
         let _ = self.file.unlock();
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> LockError {
+    LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens (creating with mode 0o664, as Python does) the lock file and its folder.
+fn open_lock_file(path: &Path) -> Result<File, LockError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o664)
+        .open(path)
+        .map_err(|e| io_error(path, e))
+}
+
+/// One non-blocking attempt: `Ok(true)` when taken, `Ok(false)` when someone else holds it.
+fn try_take(file: &File, shared: bool) -> io::Result<bool> {
+    let attempt = if shared {
+        file.try_lock_shared()
+    } else {
+        file.try_lock()
+    };
+    match attempt {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Tracks one wait: when to report it and when to give up.
+struct Waiter {
+    start: Instant,
+    timeout: Duration,
+    last_report: Option<Instant>,
+}
+
+impl Waiter {
+    fn new(timeout: Duration) -> Waiter {
+        Waiter {
+            start: Instant::now(),
+            timeout,
+            last_report: None,
+        }
+    }
+
+    /// Called after each failed attempt: errors out past the timeout, reports when due.
+    fn tick(&mut self, path: &Path, on_wait: &impl Fn(&Path, Duration)) -> Result<(), LockError> {
+        let waited = self.start.elapsed();
+        if waited >= self.timeout {
+            return Err(LockError::Timeout {
+                path: path.to_path_buf(),
+                waited,
+            });
+        }
+        let due = match self.last_report {
+            None => waited >= REPORT_AFTER,
+            Some(t) => t.elapsed() >= REPORT_EVERY,
+        };
+        if due {
+            on_wait(path, waited);
+            self.last_report = Some(Instant::now());
+        }
+        Ok(())
     }
 }
 
@@ -139,5 +236,35 @@ mod tests {
             .await
             .unwrap();
         assert!(path.exists(), "lock file is left in place");
+    }
+
+    #[tokio::test]
+    async fn shared_holders_coexist_and_exclude_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".locks/hubcache-gc.lock");
+        let a = LockedFile::acquire_shared(&path, Duration::from_secs(1), |_, _| {})
+            .await
+            .unwrap();
+        let b = LockedFile::acquire_shared(&path, Duration::from_secs(1), |_, _| {})
+            .await
+            .unwrap();
+        assert!(
+            LockedFile::try_acquire(&path).unwrap().is_none(),
+            "shared holders block exclusive"
+        );
+        let err = LockedFile::acquire_blocking(&path, Duration::from_millis(200), |_, _| {}).unwrap_err();
+        assert!(matches!(err, LockError::Timeout { .. }));
+        drop(a);
+        assert!(LockedFile::try_acquire(&path).unwrap().is_none());
+        drop(b);
+        let exclusive = LockedFile::try_acquire(&path)
+            .unwrap()
+            .expect("free once both are gone");
+        let err = LockedFile::acquire_shared(&path, Duration::from_millis(200), |_, _| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LockError::Timeout { .. }), "exclusive blocks shared");
+        drop(exclusive);
+        LockedFile::acquire_blocking(&path, Duration::from_millis(200), |_, _| {}).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 //! <cache>/
 //! ├── CACHEDIR.TAG
 //! ├── .locks/<repo folder>/<etag>.lock
+//! ├── .locks/hubcache-gc.lock                shared: downloads; exclusive: rm/prune
 //! └── <repo folder>/                         models--org--name, datasets--…, spaces--…
 //!     ├── blobs/<etag>                       content, named by the normalised etag
 //!     ├── blobs/<etag>.<8 hex>.incomplete    a download in progress
@@ -22,6 +23,9 @@ pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by huggingface_hub.\n\
 # For information about cache directory tags, see:\n\
 #\thttps://bford.info/cachedir/\n";
+
+/// File name of the clean-up lock under `<cache>/.locks/`.
+pub const GC_LOCK_NAME: &str = "hubcache-gc.lock";
 
 /// Paths of one cache root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,16 @@ impl CacheLayout {
     /// `<cache>/CACHEDIR.TAG`.
     pub fn cachedir_tag(&self) -> PathBuf {
         self.root.join("CACHEDIR.TAG")
+    }
+
+    /// `<cache>/.locks/hubcache-gc.lock`: downloads hold it shared, `cache rm`/`prune` exclusive.
+    pub fn gc_lock(&self) -> PathBuf {
+        self.root.join(".locks").join(GC_LOCK_NAME)
+    }
+
+    /// `<cache>/.locks/<repo folder>/<etag>.lock` for a repo folder given by name.
+    pub fn etag_lock(&self, repo_folder: &str, etag: &str) -> PathBuf {
+        self.root.join(".locks").join(repo_folder).join(format!("{etag}.lock"))
     }
 
     /// Layout of one repo's folder.
@@ -169,6 +183,8 @@ mod tests {
             ))
         );
         assert_eq!(repo.lock_file("e"), PathBuf::from("/c/.locks/models--org--m/e.lock"));
+        assert_eq!(cache.etag_lock("models--org--m", "e"), repo.lock_file("e"));
+        assert_eq!(cache.gc_lock(), PathBuf::from("/c/.locks/hubcache-gc.lock"));
         assert_eq!(
             repo.tree_file(&commit),
             PathBuf::from(format!("/c/models--org--m/trees/{}.json", "a".repeat(40)))

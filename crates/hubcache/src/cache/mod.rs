@@ -1,10 +1,17 @@
-//! The huggingface_hub cache: layout, read-only lookups and the writes that change it.
+//! The huggingface_hub cache: layout, read-only lookups, the writes that change it, and its
+//! management (scan, delete and prune, verify).
 
 pub mod commit;
+pub mod delete;
+pub mod error;
 pub mod import;
 pub mod layout;
 pub mod lookup;
+pub mod scan;
+pub mod shared_store;
 pub mod tree;
+pub mod verify;
 
+pub use error::CacheError;
 pub use layout::{CacheLayout, RepoLayout};
 pub use lookup::CacheLookup;

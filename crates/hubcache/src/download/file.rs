@@ -8,6 +8,9 @@
 //! 5. lock `.locks/<repo>/<etag>.lock`, check the blob again, stream to a temp file while
 //!    hashing, verify size and hash, rename into `blobs/`;
 //! 6. link the snapshot entry, return its path.
+//!
+//! Steps 5–6 run under a shared hold of `.locks/hubcache-gc.lock`, which `cache rm`/`prune`
+//! take exclusive: a clean-up waits for running writes instead of deleting their files.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -166,6 +169,9 @@ impl Hub {
             update_ref();
             return Ok(pointer);
         }
+        // Held until the entry is linked, so `cache rm`/`prune` never removes a folder, temp
+        // file or fresh blob under us (they take this lock exclusive and wait).
+        let _gc = self.gc_guard().await?;
         let blobs = layout.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
         crate::fs::create_parent(&pointer).map_err(|e| Error::io("create the folder of", &pointer, e))?;
@@ -194,6 +200,17 @@ impl Hub {
         )
         .await?;
         link(&layout, known, path, mode, true)
+    }
+
+    /// A shared hold on the cache's clean-up lock (`.locks/hubcache-gc.lock`) for as long as
+    /// this process writes into repo folders.
+    pub(crate) async fn gc_guard(&self) -> Result<LockedFile> {
+        let reporter = self.reporter.clone();
+        let lock = LockedFile::acquire_shared(&self.cache.gc_lock(), self.lock_timeout, |p, waited| {
+            reporter.waiting_for_lock(p, waited)
+        })
+        .await?;
+        Ok(lock)
     }
 
     /// Streams the content to `temp`, verifies it, and renames it onto `dest`.

@@ -258,6 +258,25 @@ impl Hub {
         lookup::try_to_load_from_cache(&self.cache, repo, revision, path)
     }
 
+    /// Like [`Hub::lookup`], but when the commit's full listing is cached (`trees/<commit>.json`)
+    /// a file it does not list is known to be absent: no request is needed to learn that.
+    pub fn lookup_with_listing(&self, repo: &Repo, revision: &Revision, path: &RepoPath) -> CacheLookup {
+        match self.lookup(repo, revision, path) {
+            CacheLookup::Miss => {
+                let layout = self.cache.repo(repo);
+                let listed = lookup::resolve_commit(&layout, revision)
+                    .and_then(|c| crate::cache::tree::read(&layout.tree_file(&c)))
+                    .map(|listing| listing.contains_key(path));
+                if listed == Some(false) {
+                    CacheLookup::KnownMissing
+                } else {
+                    CacheLookup::Miss
+                }
+            }
+            other => other,
+        }
+    }
+
     fn offline_reason(&self, local_only: bool) -> Option<OfflineReason> {
         if self.offline {
             Some(OfflineReason::Env)

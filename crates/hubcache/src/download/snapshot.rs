@@ -35,7 +35,18 @@ impl Hub {
         let mut commit = req.revision.commit().cloned();
         let mut api_error: Option<HubError> = None;
         if commit.is_none() && offline.is_none() {
-            match self.client.revision_commit(&req.repo, req.revision.as_str()).await {
+            // With a cached commit to fall back on, ask once (as for a file's HEAD); without
+            // one, be patient.
+            let policy = if cached_commit(self, &req.repo, &req.revision).is_some() {
+                crate::hub::RetryPolicy::none()
+            } else {
+                self.client.config().retry
+            };
+            match self
+                .client
+                .revision_commit_with(&req.repo, req.revision.as_str(), policy)
+                .await
+            {
                 Ok(sha) => commit = Some(parse_commit(&sha)?),
                 Err(e @ HubError::RevisionNotFound { .. }) => return Err(self.snapshot_hub_error(req, e)),
                 Err(e) => api_error = Some(e),
@@ -66,6 +77,14 @@ impl Hub {
             Some(dir) => dir.clone(),
             None => self.cache.repo(&req.repo).snapshot_dir(&commit),
         };
+        // A snapshot pinned to a commit has no ref while it fills: hold the clean-up lock for
+        // the whole snapshot so `cache prune` cannot take it for a detached revision mid-way.
+        let layout = self.cache.repo(&req.repo);
+        let writes = req.local_dir.is_none()
+            && selected
+                .iter()
+                .any(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)));
+        let _gc = if writes { Some(self.gc_guard().await?) } else { None };
         let results: Vec<Result<PathBuf>> = stream::iter(selected)
             .map(|(path, file)| {
                 let commit = commit.clone();

@@ -406,7 +406,9 @@ impl HubClient {
     ) -> Result<String, HubError> {
         let target = url::revision_info_url(&self.config.endpoint, repo, revision);
         self.with_retries(policy, || async {
-            let resp = self.get_json(&target).await?;
+            // A small answer: bounded by the metadata timeout, so a black-holed endpoint costs
+            // seconds, not minutes, before a caller falls back to its cache.
+            let resp = self.get_json_within(&target, Some(self.config.etag_timeout)).await?;
             let info: RevisionInfo = parse_json(resp, &target).await?;
             info.sha.ok_or_else(|| HubError::NotAHub {
                 url: url::redact(&target),
@@ -445,8 +447,12 @@ impl HubClient {
     }
 
     async fn get_json(&self, target: &str) -> Result<Response, HubError> {
+        self.get_json_within(target, None).await
+    }
+
+    async fn get_json_within(&self, target: &str, timeout: Option<Duration>) -> Result<Response, HubError> {
         let (resp, final_url) = self
-            .send_following(Method::GET, target, &HeaderMap::new(), None)
+            .send_following(Method::GET, target, &HeaderMap::new(), timeout)
             .await?;
         self.check(resp, &final_url).await
     }

@@ -155,12 +155,13 @@ impl ModelLoader {
         full: &[RepoPath],
         tolerate: Tolerate,
     ) -> Result<(Vec<Option<PathBuf>>, Option<Error>), ModelError> {
-        // Commit-pinned: every file known (present or recorded missing) → no request at all.
+        // Commit-pinned: every file known (present, recorded missing, or absent from the commit's
+        // cached listing) → no request at all.
         if let (Some(c), false) = (self.commit(), self.options.force_download) {
             let at = Revision::Commit(c.clone());
             let known: Option<Vec<Option<PathBuf>>> = full
                 .iter()
-                .map(|p| match self.hub.lookup(repo, &at, p) {
+                .map(|p| match self.hub.lookup_with_listing(repo, &at, p) {
                     CacheLookup::Hit(path) => Some(Some(path)),
                     CacheLookup::KnownMissing => Some(None),
                     CacheLookup::Miss => None,
