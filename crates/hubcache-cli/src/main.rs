@@ -113,6 +113,7 @@ struct DownloadArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = Settings::from_env();
+    hubcache::lock::disable_flock(settings.disable_flock);
     let result: CmdResult = match cli.command {
         Command::Download(args) => download(&settings, *args)
             .map(|()| ExitCode::SUCCESS)

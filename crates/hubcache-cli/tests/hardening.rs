@@ -220,3 +220,169 @@ fn hand_edited_ref_and_broken_links() {
         "re-downloaded"
     );
 }
+
+fn big_repo(hub: &FakeHub) -> Bytes {
+    let weights: Vec<u8> = (0..(6 << 20))
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let weights = Bytes::from(weights);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![
+            ("model.safetensors".into(), weights.clone()),
+            ("config.json".into(), Bytes::from_static(b"{}")),
+        ],
+    );
+    weights
+}
+
+#[test]
+fn six_writers_without_flock_all_succeed_and_nothing_corrupt_lands() {
+    let hub = FakeHub::start();
+    let weights = big_repo(&hub);
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            hubcache(home.path())
+                .args(["download", "org/big"])
+                .env("HF_ENDPOINT", hub.url())
+                .env("HF_HUB_CACHE", &cache)
+                .env("HUBCACHE_DISABLE_FLOCK", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut corrupt = 0;
+    for child in children {
+        let snap = single_path(&child.wait_with_output().unwrap());
+        if fs::read(snap.join("model.safetensors")).unwrap() != weights {
+            corrupt += 1;
+        }
+    }
+    assert_eq!(corrupt, 0);
+    let transfers = hub
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_content_get() && r.path.contains("/lfs/"))
+        .count();
+    eprintln!("6 writers without flock: {transfers} transfers of the weights, 0 corrupt");
+    let leftovers: Vec<_> = fs::read_dir(cache.join("models--org--big/blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn waiting_for_a_stuck_lock_is_reported_and_bounded() {
+    let hub = FakeHub::start();
+    big_repo(&hub);
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let etag = hubcache_test_support::git_blob_sha1(b"{}");
+    let lock_path = cache.join(format!(".locks/models--org--big/{etag}.lock"));
+    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let holder = fs::File::create(&lock_path).unwrap();
+    holder.lock().unwrap();
+    let start = Instant::now();
+    let out = hubcache(home.path())
+        .args(["download", "org/big", "config.json"])
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_HUB_CACHE", &cache)
+        .env("HUBCACHE_LOCK_TIMEOUT", "3")
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("waiting for another process"), "{err}");
+    assert!(
+        err.contains(&format!("{etag}.lock")),
+        "the error names the lock file: {err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    drop(holder);
+}
+
+#[test]
+fn group_shared_cache_works_for_two_users() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix_root() {
+        assert!(std::env::var("CI").is_err(), "CI runs as root to test two users");
+        eprintln!("skipping: needs root to switch users");
+        return;
+    }
+    let hub = FakeHub::start();
+    seed(&hub);
+    big_repo(&hub);
+    let home = tempfile::tempdir().unwrap();
+    fs::set_permissions(home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = home.path().join("shared");
+    fs::create_dir(&cache).unwrap();
+    let group = 4242u32;
+    std::os::unix::fs::chown(&cache, Some(0), Some(group)).unwrap();
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o2775)).unwrap();
+    let as_user = |uid: u32, args: &[&str]| {
+        let script = "umask 002 && exec \"$@\"";
+        let mut cmd = Command::new("setpriv");
+        common::clean_env(&mut cmd, home.path());
+        cmd.args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={uid}"),
+            &format!("--groups={group}"),
+            "sh",
+            "-c",
+            script,
+            "sh",
+            env!("CARGO_BIN_EXE_hubcache"),
+        ])
+        .args(args)
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_HUB_CACHE", &cache)
+        .env("HOME", home.path());
+        cmd.output().unwrap()
+    };
+    let a = as_user(3001, &["download", "org/model"]);
+    assert!(a.status.success(), "user A: {}", stderr(&a));
+    let b = as_user(3002, &["download", "org/big"]);
+    assert!(b.status.success(), "user B extends the cache: {}", stderr(&b));
+    let b_reads = as_user(3002, &["download", "org/model", "config.json", "--offline"]);
+    assert!(b_reads.status.success(), "user B reads A's files: {}", stderr(&b_reads));
+    assert_eq!(fs::read(single_path(&b_reads)).unwrap(), b"{\"model_type\": \"bert\"}");
+    let a_again = as_user(3001, &["download", "org/model", "tokenizer.json"]);
+    assert!(a_again.status.success(), "user A after B: {}", stderr(&a_again));
+    // Modes as Python sets them under umask 002, group kept by the setgid folders.
+    let repo = cache.join("models--org--model");
+    for blob in fs::read_dir(repo.join("blobs")).unwrap().flatten() {
+        let m = blob.metadata().unwrap();
+        assert_eq!(m.mode() & 0o777, 0o664, "{:?}", blob.path());
+        assert_eq!(m.gid(), group, "{:?}", blob.path());
+    }
+    for dir in [
+        repo.join("blobs"),
+        repo.join("snapshots"),
+        cache.join(".locks/models--org--big"),
+    ] {
+        let m = fs::metadata(&dir).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o2775, "{dir:?}");
+        assert_eq!(m.gid(), group, "{dir:?}");
+    }
+}
+
+fn nix_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -9,12 +9,27 @@
 //! *exclusive*. Lock order: the gc lock first, then `<etag>.lock`, then a shared-store
 //! `<hash>.lock`; a clean-up only ever *tries* `<etag>.lock` or waits for it with nothing
 //! else a download could be waiting for.
+//!
+//! Where flock does not work (some NFS, Lustre or GPFS mounts answer ENOLCK/EOPNOTSUPP), or when
+//! it is switched off on purpose, a "lock" is granted without being held. That is safe for
+//! downloads: every writer streams into its own uniquely named temp file, verifies the hash, and
+//! renames atomically, so two writers may both download but nothing wrong ever lands.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Process-wide switch: grant every lock without flock (for file systems where flock hangs or
+/// lies, and for tests of that mode).
+static FLOCK_DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns flock off (or back on) for this process.
+pub fn disable_flock(disabled: bool) {
+    FLOCK_DISABLED.store(disabled, Ordering::Relaxed);
+}
 
 /// How often a waiting process polls the lock.
 const POLL: Duration = Duration::from_millis(50);
@@ -50,6 +65,7 @@ pub enum LockError {
 pub struct LockedFile {
     file: File,
     path: PathBuf,
+    held: bool,
 }
 
 impl LockedFile {
@@ -83,8 +99,8 @@ impl LockedFile {
         let file = open_lock_file(path)?;
         let mut waiter = Waiter::new(timeout);
         loop {
-            if try_take(&file, false).map_err(|e| io_error(path, e))? {
-                return Ok(LockedFile::new(file, path));
+            if let Some(held) = try_take(&file, false).map_err(|e| io_error(path, e))? {
+                return Ok(LockedFile::new(file, path, held));
             }
             waiter.tick(path, &on_wait)?;
             std::thread::sleep(POLL);
@@ -95,8 +111,8 @@ impl LockedFile {
     pub fn try_acquire(path: &Path) -> Result<Option<LockedFile>, LockError> {
         let file = open_lock_file(path)?;
         match try_take(&file, false) {
-            Ok(true) => Ok(Some(LockedFile::new(file, path))),
-            Ok(false) => Ok(None),
+            Ok(Some(held)) => Ok(Some(LockedFile::new(file, path, held))),
+            Ok(None) => Ok(None),
             Err(e) => Err(io_error(path, e)),
         }
     }
@@ -110,19 +126,25 @@ impl LockedFile {
         let file = open_lock_file(path)?;
         let mut waiter = Waiter::new(timeout);
         loop {
-            if try_take(&file, shared).map_err(|e| io_error(path, e))? {
-                return Ok(LockedFile::new(file, path));
+            if let Some(held) = try_take(&file, shared).map_err(|e| io_error(path, e))? {
+                return Ok(LockedFile::new(file, path, held));
             }
             waiter.tick(path, &on_wait)?;
             tokio::time::sleep(POLL).await;
         }
     }
 
-    fn new(file: File, path: &Path) -> LockedFile {
+    fn new(file: File, path: &Path, held: bool) -> LockedFile {
         LockedFile {
             file,
             path: path.to_path_buf(),
+            held,
         }
+    }
+
+    /// Whether the flock is really held (false where flock is off or unsupported).
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// The lock file's path.
@@ -133,7 +155,9 @@ impl LockedFile {
 
 impl Drop for LockedFile {
     fn drop(&mut self) {
-        let _ = self.file.unlock();
+        if self.held {
+            let _ = self.file.unlock();
+        }
     }
 }
 
@@ -159,18 +183,29 @@ fn open_lock_file(path: &Path) -> Result<File, LockError> {
         .map_err(|e| io_error(path, e))
 }
 
-/// One non-blocking attempt: `Ok(true)` when taken, `Ok(false)` when someone else holds it.
-fn try_take(file: &File, shared: bool) -> io::Result<bool> {
+/// One non-blocking attempt: `Some(held)` when granted (`held` is false where flock is off or
+/// unsupported), `None` when someone else holds it.
+fn try_take(file: &File, shared: bool) -> io::Result<Option<bool>> {
+    if FLOCK_DISABLED.load(Ordering::Relaxed) {
+        return Ok(Some(false));
+    }
     let attempt = if shared {
         file.try_lock_shared()
     } else {
         file.try_lock()
     };
     match attempt {
-        Ok(()) => Ok(true),
-        Err(TryLockError::WouldBlock) => Ok(false),
+        Ok(()) => Ok(Some(true)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) if flock_unsupported(&e) => Ok(Some(false)),
         Err(TryLockError::Error(e)) => Err(e),
     }
+}
+
+/// Errors meaning "this file system cannot flock", not "someone holds it".
+fn flock_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(code) if code == libc::ENOLCK || code == libc::EOPNOTSUPP || code == libc::ENOSYS)
 }
 
 /// Tracks one wait: when to report it and when to give up.

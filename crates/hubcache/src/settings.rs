@@ -115,6 +115,10 @@ pub struct Settings {
     pub disable_symlinks: bool,
     /// Proxies from the usual variables.
     pub proxies: Proxies,
+    /// `HUBCACHE_LOCK_TIMEOUT` (seconds): how long to wait for another process's download lock.
+    pub lock_timeout: Option<Duration>,
+    /// `HUBCACHE_DISABLE_FLOCK`: never flock (for file systems where it hangs or lies).
+    pub disable_flock: bool,
 }
 
 /// Python's `_is_true`: upper-cased value in {1, ON, YES, TRUE}; no trimming.
@@ -202,6 +206,10 @@ impl Settings {
             download_timeout: timeout("HF_HUB_DOWNLOAD_TIMEOUT"),
             disable_progress_bars: var("HF_HUB_DISABLE_PROGRESS_BARS").map(|v| is_true(Some(&v))),
             disable_symlinks: is_true(var("HF_HUB_DISABLE_SYMLINKS").as_deref()),
+            lock_timeout: var("HUBCACHE_LOCK_TIMEOUT")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+            disable_flock: is_true(var("HUBCACHE_DISABLE_FLOCK").as_deref()),
             proxies: Proxies {
                 http: either("HTTP_PROXY"),
                 https: either("HTTPS_PROXY"),
@@ -365,6 +373,12 @@ mod tests {
             Some(false)
         );
         assert!(settings(&[("HF_HUB_DISABLE_SYMLINKS", "true")]).disable_symlinks);
+        assert_eq!(
+            settings(&[("HUBCACHE_LOCK_TIMEOUT", "90")]).lock_timeout,
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(settings(&[]).lock_timeout, None);
+        assert!(settings(&[("HUBCACHE_DISABLE_FLOCK", "1")]).disable_flock);
         let s = settings(&[("https_proxy", "http://p:3128"), ("NO_PROXY", "localhost")]);
         assert_eq!(s.proxies.https.as_deref(), Some("http://p:3128"));
         assert_eq!(s.proxies.no_proxy.as_deref(), Some("localhost"));

@@ -110,6 +110,7 @@ pub struct HubBuilder {
     offline: bool,
     disable_symlinks: bool,
     lock_timeout: Duration,
+    disable_flock: bool,
     reporter: Arc<dyn Reporter>,
 }
 
@@ -122,6 +123,7 @@ impl HubBuilder {
             offline: false,
             disable_symlinks: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            disable_flock: false,
             reporter: Arc::new(NoProgress),
         }
     }
@@ -135,6 +137,8 @@ impl HubBuilder {
         b.config.proxies = settings.proxies.clone();
         b.offline = settings.offline;
         b.disable_symlinks = settings.disable_symlinks;
+        b.lock_timeout = settings.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
+        b.disable_flock = settings.disable_flock;
         b
     }
 
@@ -198,6 +202,12 @@ impl HubBuilder {
         self
     }
 
+    /// Grant locks without flock (process-wide; for file systems where flock hangs or lies).
+    pub fn disable_flock(mut self, disable: bool) -> Self {
+        self.disable_flock = disable;
+        self
+    }
+
     /// Where progress and notices go.
     pub fn reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
         self.reporter = reporter;
@@ -212,6 +222,9 @@ impl HubBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<Hub> {
+        if self.disable_flock {
+            crate::lock::disable_flock(true);
+        }
         let client = HubClient::new(self.config).map_err(|source| Error::Unreachable {
             repo: String::new(),
             revision: String::new(),
