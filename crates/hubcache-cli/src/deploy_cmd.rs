@@ -9,7 +9,7 @@ use hubcache::cache::CacheLayout;
 use hubcache::deploy::bundle::{self, ExportItem};
 use hubcache::deploy::resolve::{self, Upgrade};
 use hubcache::deploy::{sync, DeployError, Lockfile, Manifest};
-use hubcache::{HubBuilder, Repo, RepoId, RepoType, Revision, Settings, Token};
+use hubcache::{Repo, RepoId, RepoType, Revision, Settings};
 
 use crate::{CmdResult, Hinted};
 
@@ -110,14 +110,7 @@ fn hub(
     cache_dir: Option<&PathBuf>,
     token: Option<&String>,
 ) -> Result<hubcache::Hub, hubcache::Error> {
-    let mut b = HubBuilder::from_settings(settings);
-    if let Some(d) = cache_dir {
-        b = b.cache_dir(d);
-    }
-    if let Some(t) = token {
-        b = b.token(Token::parse(t));
-    }
-    b.build()
+    crate::hub_builder(settings, cache_dir, token, false).build()
 }
 
 fn cache_layout(settings: &Settings, dir: Option<&PathBuf>) -> Result<CacheLayout, hubcache::Error> {

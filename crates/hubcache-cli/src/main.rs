@@ -151,20 +151,35 @@ fn report(e: &dyn Hinted) {
     }
 }
 
+/// A hub configured from the settings and the common flags (`--cache-dir`, `--token`,
+/// `--quiet`), reporting on stderr (bars only on a terminal).
+pub fn hub_builder(
+    settings: &Settings,
+    cache_dir: Option<&PathBuf>,
+    token: Option<&String>,
+    quiet: bool,
+) -> HubBuilder {
+    let mut builder = HubBuilder::from_settings(settings);
+    if let Some(dir) = cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(t) = token {
+        builder = builder.token(Token::parse(t));
+    }
+    let show_bars = !quiet && settings.disable_progress_bars != Some(true) && progress::stderr_is_terminal();
+    builder.reporter(Arc::new(progress::CliReporter::new(show_bars, quiet)))
+}
+
 fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Error> {
     let repo_type: RepoType = args.repo_type.parse()?;
     let repo = Repo::new(RepoId::new(&args.repo_id)?, repo_type);
     let revision = Revision::new(&args.revision)?;
-    let mut builder = HubBuilder::from_settings(settings);
-    if let Some(dir) = &args.cache_dir {
-        builder = builder.cache_dir(dir);
-    }
-    if let Some(t) = &args.token {
-        builder = builder.token(Token::parse(t));
-    }
-    let show_bars = !args.quiet && settings.disable_progress_bars != Some(true) && progress::stderr_is_terminal();
-    builder = builder.reporter(Arc::new(progress::CliReporter::new(show_bars, args.quiet)));
-    let hub = hubcache::blocking::Hub::new(builder)?;
+    let hub = hubcache::blocking::Hub::new(hub_builder(
+        settings,
+        args.cache_dir.as_ref(),
+        args.token.as_ref(),
+        args.quiet,
+    ))?;
     let path = if args.files.len() == 1 {
         let mut req = FileRequest::new(repo, revision, RepoPath::new(&args.files[0])?);
         req.force = args.force_download;

@@ -5,14 +5,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 use hubcache::models::{self, BundleOptions, LoadOptions, ModelBundle, ModelError, ModelSource, WeightsOptions};
-use hubcache::{HubBuilder, RepoType, Revision, Settings, Token};
+use hubcache::{RepoType, Revision, Settings};
 use serde_json::json;
 
-use crate::{progress, CmdResult, Hinted};
+use crate::{CmdResult, Hinted};
 
 impl Hinted for ModelError {
     fn hints(&self) -> Vec<String> {
@@ -59,15 +58,7 @@ pub fn run(settings: &Settings, args: ModelArgs) -> CmdResult {
     let repo_type: RepoType = args.repo_type.parse().map_err(hubcache::Error::from)?;
     let source = ModelSource::parse(&args.repo_id_or_dir, repo_type)?;
     let revision = Revision::new(&args.revision).map_err(hubcache::Error::from)?;
-    let mut builder = HubBuilder::from_settings(settings);
-    if let Some(dir) = &args.cache_dir {
-        builder = builder.cache_dir(dir);
-    }
-    if let Some(t) = &args.token {
-        builder = builder.token(Token::parse(t));
-    }
-    let show_bars = !args.quiet && settings.disable_progress_bars != Some(true) && progress::stderr_is_terminal();
-    builder = builder.reporter(Arc::new(progress::CliReporter::new(show_bars, args.quiet)));
+    let builder = crate::hub_builder(settings, args.cache_dir.as_ref(), args.token.as_ref(), args.quiet);
     let hub = hubcache::blocking::Hub::new(builder)?;
     let options = LoadOptions {
         revision,

