@@ -610,3 +610,43 @@ fn user_input_traversal_is_refused() {
         assert!(Repo::model(bad).is_err(), "{bad:?}");
     }
 }
+
+/// A server that answers every request with the same raw HTTP response.
+fn raw_server(response: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(response.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn hostile_metadata_headers_are_refused() {
+    for (response, what) in [
+        (
+            "HTTP/1.1 200 OK\r\nX-Repo-Commit: ../../../../tmp/evil\r\nETag: \"0123456789abcdef0123456789abcdef01234567\"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "commit",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nX-Repo-Commit: 0123456789abcdef0123456789abcdef01234567\r\nETag: \"../../../escape\"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+            "etag",
+        ),
+    ] {
+        let url = raw_server(response);
+        let cache = tempfile::tempdir().unwrap();
+        let c = blocking::Hub::new(HubBuilder::new(url, cache.path()).retry(RetryPolicy::none())).unwrap();
+        let err = c.download_file(&file("main", "config.json")).unwrap_err();
+        assert!(matches!(err, Error::BadResponse { .. }), "{what}: {err:?}");
+        assert!(err.to_string().contains(what), "{err}");
+        let written: Vec<_> = files_ending(cache.path(), "");
+        assert!(written.iter().all(|p| p.starts_with(cache.path())), "{written:?}");
+        assert!(!repo_dir(cache.path()).join("blobs").exists(), "{what}: nothing may be written");
+        assert!(!cache.path().join("../escape").exists() && !Path::new("/tmp/evil").exists());
+    }
+}
