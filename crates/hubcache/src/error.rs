@@ -74,6 +74,37 @@ pub enum Error {
         #[source]
         source: TransferError,
     },
+    /// The file is larger than the free space where it would be written; nothing was fetched.
+    #[error("not enough disk space for {what} of {repo}: it needs {needed} bytes ({}), {available} bytes ({}) are free in {}", human_bytes(*.needed), human_bytes(*.available), .dir.display())]
+    InsufficientSpace {
+        /// Repo (with type).
+        repo: String,
+        /// `file <path>`.
+        what: String,
+        /// The folder the file would be written to.
+        dir: PathBuf,
+        /// Bytes still to write.
+        needed: u64,
+        /// Bytes free for this user on that file system.
+        available: u64,
+    },
+    /// The disk filled up in the middle of a transfer; the partial file was removed.
+    #[error("the disk is full: download of {what} of {repo} into {} stopped{}; the partial file was removed and nothing was written to the cache", .dir.display(), space_detail(*.needed, *.available))]
+    DiskFull {
+        /// Repo (with type).
+        repo: String,
+        /// `file <path>`.
+        what: String,
+        /// The folder being written to.
+        dir: PathBuf,
+        /// Size of the whole file, when announced.
+        needed: Option<u64>,
+        /// Bytes free after the partial file was removed, when known.
+        available: Option<u64>,
+        /// The write error (ENOSPC or EDQUOT).
+        #[source]
+        source: io::Error,
+    },
     /// An offline snapshot is known (from its tree listing) to miss files.
     #[error("the cached snapshot {snapshot} of {repo} is incomplete: missing {}", summarize(.missing))]
     IncompleteSnapshot {
@@ -105,6 +136,34 @@ pub enum Error {
         /// Details.
         detail: String,
     },
+}
+
+/// `1234567` → `1.2 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn space_detail(needed: Option<u64>, available: Option<u64>) -> String {
+    match (needed, available) {
+        (Some(n), Some(a)) => format!(
+            " (the file needs {n} bytes ({}), {a} bytes ({}) are free)",
+            human_bytes(n),
+            human_bytes(a)
+        ),
+        (Some(n), None) => format!(" (the file needs {n} bytes ({}))", human_bytes(n)),
+        (None, Some(a)) => format!(" ({a} bytes ({}) are free)", human_bytes(a)),
+        (None, None) => String::new(),
+    }
 }
 
 fn summarize(missing: &[String]) -> String {
@@ -176,6 +235,31 @@ impl Error {
             }
             Error::IncompleteSnapshot { .. } => {
                 hints.push("go online and run the same download again to fetch the missing files".into());
+            }
+            Error::InsufficientSpace {
+                dir, needed, available, ..
+            } => {
+                hints.push(format!(
+                    "free at least {} on the file system of {} (e.g. `hubcache cache prune`, `hubcache cache rm`)",
+                    human_bytes(needed.saturating_sub(*available)),
+                    dir.display()
+                ));
+                hints.push("or put the cache on a larger disk: --cache-dir DIR or HF_HUB_CACHE=DIR".into());
+            }
+            Error::DiskFull { dir, .. } => {
+                hints.push(format!(
+                    "free space on the file system of {} (e.g. `hubcache cache prune`, `hubcache cache rm`), then run the same command again",
+                    dir.display()
+                ));
+                hints.push("or put the cache on a larger disk: --cache-dir DIR or HF_HUB_CACHE=DIR".into());
+            }
+            Error::Transfer {
+                source: TransferError::Hub(h),
+                ..
+            } if h.is_transient() => {
+                hints.push(
+                    "run the same command again: a cut-off download resumes from the bytes already on disk".into(),
+                );
             }
             Error::Transfer {
                 source: TransferError::Hash { .. } | TransferError::Size { .. },

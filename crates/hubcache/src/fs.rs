@@ -56,6 +56,18 @@ pub fn create_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Bytes an unprivileged user may still write on the file system holding `dir` (statvfs
+/// `f_bavail * f_frsize`, as Python's `shutil.disk_usage(...).free`); `None` if unknown.
+pub fn available_space(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Whether a write failed because the disk (or the user's quota) is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == libc::ENOSPC || code == libc::EDQUOT)
+}
+
 /// Whether `path` exists as a file (following symlinks).
 pub fn is_file(path: &Path) -> bool {
     fs::metadata(path).map(|m| m.is_file()).unwrap_or(false)
@@ -141,6 +153,16 @@ mod tests {
         create_if_absent(&dir.path().join("tag"), b"one").unwrap();
         create_if_absent(&dir.path().join("tag"), b"two").unwrap();
         assert_eq!(fs::read(dir.path().join("tag")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn free_space_and_full_disk_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(available_space(dir.path()).is_some());
+        assert_eq!(available_space(&dir.path().join("missing")), None);
+        assert!(is_disk_full(&io::Error::from_raw_os_error(libc::ENOSPC)));
+        assert!(is_disk_full(&io::Error::from_raw_os_error(libc::EDQUOT)));
+        assert!(!is_disk_full(&io::Error::from_raw_os_error(libc::EIO)));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The only code that changes a repo folder: persist a blob, link a snapshot entry, write a ref,
-//! record a `.no_exist` marker, tag the cache root.
+//! record a `.no_exist` marker, tag the cache root, take over a blob's leftover temp files.
 //!
 //! Invariants: a blob appears under `blobs/<etag>` only complete and verified (atomic rename of a
 //! temp file in the same folder); a snapshot entry appears only once its blob exists; refs are
@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::layout::{blob_link_target, CacheLayout, RepoLayout, CACHEDIR_TAG};
+use super::layout::{blob_link_target, is_temp_blob_of, CacheLayout, RepoLayout, CACHEDIR_TAG};
 use crate::repo::{CommitHash, RepoPath};
 
 /// How snapshot entries are materialised.
@@ -56,6 +56,51 @@ pub fn write_no_exist(repo: &RepoLayout, commit: &CommitHash, path: &RepoPath) -
     let marker = repo.no_exist_marker(commit, path);
     crate::fs::create_parent(&marker)?;
     crate::fs::create_if_absent(&marker, b"")
+}
+
+/// Takes over the temp files an earlier (dead) writer left for blob `etag` — ours and Python's
+/// `<etag>.<8 hex>.incomplete`, the legacy `<etag>.incomplete`: the largest regular file not
+/// longer than `max_len` is renamed to `temp` and its length returned (0: none, `temp` absent);
+/// every other one is removed. With `max_len` `None` (a forced download) all are removed.
+/// Call only while holding the blob's etag lock for real: that lock is what proves no live
+/// writer owns these files. Errors only when `blobs/` cannot be listed (nothing changed then).
+pub fn adopt_leftover(repo: &RepoLayout, etag: &str, max_len: Option<u64>, temp: &Path) -> io::Result<u64> {
+    let entries = match fs::read_dir(repo.blobs_dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| is_temp_blob_of(n, etag)) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::symlink_metadata(&path) {
+            // Never a symlink: writing through it would land outside `blobs/`.
+            Ok(m) if m.is_file() => found.push((m.len(), path)),
+            Ok(m) if m.is_dir() => {}
+            _ => found.push((0, path)),
+        }
+    }
+    let best = found
+        .iter()
+        .enumerate()
+        .filter(|(_, (len, _))| *len > 0 && max_len.is_some_and(|max| *len <= max))
+        .max_by_key(|(_, (len, _))| *len)
+        .map(|(i, _)| i);
+    let mut adopted = 0;
+    for (i, (len, path)) in found.iter().enumerate() {
+        if Some(i) == best && fs::rename(path, temp).is_ok() {
+            adopted = *len;
+            continue;
+        }
+        // Best effort: one that cannot be removed is only wasted space, which prune reports.
+        let _ = fs::remove_file(path);
+    }
+    Ok(adopted)
 }
 
 /// Moves a verified temp file onto `blobs/<etag>` (replacing any older copy atomically).
@@ -125,5 +170,40 @@ mod tests {
 
         ensure_cachedir_tag(&cache).unwrap();
         assert_eq!(fs::read_to_string(cache.cachedir_tag()).unwrap(), CACHEDIR_TAG);
+    }
+
+    #[test]
+    fn leftovers_largest_fitting_adopted_rest_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CacheLayout::new(dir.path());
+        let repo = cache.repo(&Repo::new(RepoId::new("o/m").unwrap(), RepoType::Model));
+        let e = "ab".repeat(32);
+        let temp = repo.temp_blob(&e, "11111111");
+        assert_eq!(adopt_leftover(&repo, &e, Some(10), &temp).unwrap(), 0, "no blobs/ yet");
+        fs::create_dir_all(repo.blobs_dir()).unwrap();
+        let put = |name: String, len: usize| fs::write(repo.blobs_dir().join(name), vec![7u8; len]).unwrap();
+        put(format!("{e}.incomplete"), 3);
+        put(format!("{e}.0a1b2c3d.incomplete"), 6);
+        put(format!("{e}.deadbeef.incomplete"), 11);
+        put(format!("{e}.00000000.incomplete"), 0);
+        put("other.0a1b2c3d.incomplete".into(), 5);
+        std::os::unix::fs::symlink("/etc/passwd", repo.blobs_dir().join(format!("{e}.feedface.incomplete"))).unwrap();
+        assert_eq!(adopt_leftover(&repo, &e, Some(10), &temp).unwrap(), 6);
+        assert_eq!(fs::read(&temp).unwrap(), vec![7u8; 6]);
+        let mut left: Vec<String> = fs::read_dir(repo.blobs_dir())
+            .unwrap()
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [format!("{e}.11111111.incomplete"), "other.0a1b2c3d.incomplete".into()]
+        );
+        assert!(Path::new("/etc/passwd").exists());
+
+        // A forced download: nothing is adopted, everything goes.
+        let next = repo.temp_blob(&e, "22222222");
+        assert_eq!(adopt_leftover(&repo, &e, None, &next).unwrap(), 0);
+        assert!(!temp.exists() && !next.exists());
     }
 }

@@ -7,7 +7,7 @@
 //! ├── .locks/hubcache-gc.lock                shared: downloads; exclusive: rm/prune
 //! └── <repo folder>/                         models--org--name, datasets--…, spaces--…
 //!     ├── blobs/<etag>                       content, named by the normalised etag
-//!     ├── blobs/<etag>.<8 hex>.incomplete    a download in progress
+//!     ├── blobs/<etag>.<8 hex>.incomplete    a download in progress (or cut off: resumed next time)
 //!     ├── refs/<revision>                    40-hex commit, no newline
 //!     ├── snapshots/<commit>/<path>          relative symlink → ../../blobs/<etag>
 //!     ├── .no_exist/<commit>/<path>          empty marker: the file is absent at that commit
@@ -128,6 +128,18 @@ impl RepoLayout {
     }
 }
 
+/// Whether `name` (a file name in `blobs/`) is a temp file of the blob `etag`: ours and
+/// Python's `<etag>.<8 hex>.incomplete`, or the legacy (< v1.18) `<etag>.incomplete`.
+pub fn is_temp_blob_of(name: &str, etag: &str) -> bool {
+    let Some(rest) = name.strip_prefix(etag).and_then(|r| r.strip_suffix(".incomplete")) else {
+        return false;
+    };
+    match rest.strip_prefix('.') {
+        None => rest.is_empty(),
+        Some(suffix) => suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
+    }
+}
+
 /// Joins a validated repo path onto a folder, one segment at a time.
 pub fn join_repo_path(base: &Path, path: &RepoPath) -> PathBuf {
     let mut out = base.to_path_buf();
@@ -189,6 +201,25 @@ mod tests {
             repo.tree_file(&commit),
             PathBuf::from(format!("/c/models--org--m/trees/{}.json", "a".repeat(40)))
         );
+    }
+
+    #[test]
+    fn temp_blob_names() {
+        let e = "ab".repeat(32);
+        for ok in [format!("{e}.0a1b2c3d.incomplete"), format!("{e}.incomplete")] {
+            assert!(is_temp_blob_of(&ok, &e), "{ok}");
+        }
+        for bad in [
+            e.clone(),
+            format!("{e}.0a1b2c3.incomplete"),
+            format!("{e}.0a1b2c3dd.incomplete"),
+            format!("{e}.0a1b2c3g.incomplete"),
+            format!("{e}x.incomplete"),
+            format!("{e}.0a1b2c3d.incomplete.x"),
+            format!("x{e}.0a1b2c3d.incomplete"),
+        ] {
+            assert!(!is_temp_blob_of(&bad, &e), "{bad}");
+        }
     }
 
     #[test]

@@ -5,12 +5,27 @@
 //! 3. HEAD → commit, etag, size, location (404 with a commit → `.no_exist` marker);
 //!    a transient failure falls back to what is cached, then retries patiently once;
 //! 4. snapshot entry present → the path (ref refreshed best-effort);
-//! 5. lock `.locks/<repo>/<etag>.lock`, check the blob again, stream to a temp file while
-//!    hashing, verify size and hash, rename into `blobs/`;
+//! 5. lock `.locks/<repo>/<etag>.lock`, check the blob again, take over the blob's leftover
+//!    temp files, check the free space, stream to a temp file while hashing, verify size and
+//!    hash, rename into `blobs/`;
 //! 6. link the snapshot entry, return its path.
 //!
 //! Steps 5–6 run under a shared hold of `.locks/hubcache-gc.lock`, which `cache rm`/`prune`
 //! take exclusive: a clean-up waits for running writes instead of deleting their files.
+//!
+//! **Resume across runs.** Python and hubcache both hold the etag lock while writing a blob's
+//! temp file, so once we hold it (for real: not where flock is off or unsupported) any
+//! `<etag>.<8 hex>.incomplete` or legacy `<etag>.incomplete` in `blobs/` belongs to a dead
+//! writer. The largest one not longer than the announced size is renamed to our own temp name
+//! and the transfer continues from its end (`Range`), its bytes hashed from disk; the others are
+//! removed. The final size + sha256 / git-sha1 check makes this safe: a resumed file that fails
+//! it is discarded and fetched once more from zero. A transfer cut off for a transient reason
+//! (connection, timeout, after the in-run retries) or cancelled keeps its temp file for the next
+//! run; one that fails verification, hits a full disk or any other error is removed.
+//!
+//! **Full disks.** Before a transfer the bytes still to write are compared with the free space
+//! of the target file system (statvfs); too little fails early, before any content request.
+//! ENOSPC/EDQUOT mid-stream removes the temp file and reports [`Error::DiskFull`].
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -18,8 +33,9 @@ use std::path::{Path, PathBuf};
 use super::{FileRequest, Hub};
 use crate::cache::commit::{self, LinkMode};
 use crate::cache::lookup::{self, CacheLookup};
+use crate::cache::RepoLayout;
 use crate::error::{Error, Result};
-use crate::hub::transfer;
+use crate::hub::transfer::{self, TransferError};
 use crate::hub::{FileMetadata, HubError};
 use crate::lock::LockedFile;
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
@@ -33,13 +49,19 @@ pub(crate) struct KnownFile {
     pub location: String,
 }
 
-/// Removes a temp file unless it was persisted (also on error, panic or cancellation).
-struct TempGuard(Option<PathBuf>);
+/// Removes a temp file unless it was persisted (also on error, panic or cancellation), or
+/// `keep` is set and it holds bytes a later run can resume from.
+struct TempGuard {
+    path: Option<PathBuf>,
+    keep: bool,
+}
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
+        if let Some(p) = self.path.take() {
+            if !(self.keep && fs::metadata(&p).is_ok_and(|m| m.len() > 0)) {
+                let _ = fs::remove_file(p);
+            }
         }
     }
 }
@@ -180,7 +202,7 @@ impl Hub {
         let mode = self.link_mode();
         let lock_path = layout.lock_file(&known.etag);
         let reporter = self.reporter.clone();
-        let _lock = LockedFile::acquire(&lock_path, self.lock_timeout, |p, waited| {
+        let lock = LockedFile::acquire(&lock_path, self.lock_timeout, |p, waited| {
             reporter.waiting_for_lock(p, waited)
         })
         .await?;
@@ -191,15 +213,52 @@ impl Hub {
         if !force && crate::fs::is_file(&pointer) {
             return Ok(pointer);
         }
-        self.transfer_to(
-            repo,
-            path,
-            known,
-            &layout.temp_blob(&known.etag, &crate::fs::random_suffix()),
-            &blob,
-        )
-        .await?;
+        self.fetch_blob(repo, path, known, &layout, lock.is_held(), force)
+            .await?;
         link(&layout, known, path, mode, true)
+    }
+
+    /// Step 5 under the etag lock: resume from a dead writer's temp file when `owns_temps`
+    /// (the lock is really held), transfer, verify, rename into `blobs/`. A resumed file that
+    /// fails its check is discarded and fetched once more from zero.
+    async fn fetch_blob(
+        &self,
+        repo: &Repo,
+        path: &RepoPath,
+        known: &KnownFile,
+        layout: &RepoLayout,
+        owns_temps: bool,
+        force: bool,
+    ) -> Result<()> {
+        let blob = layout.blob(&known.etag);
+        let temp = layout.temp_blob(&known.etag, &crate::fs::random_suffix());
+        let mut start = 0;
+        if owns_temps {
+            // A forced download takes nothing over; a leftover longer than the file is wrong.
+            let max_len = (!force).then(|| known.size.unwrap_or(u64::MAX));
+            match commit::adopt_leftover(layout, &known.etag, max_len, &temp) {
+                Ok(n) => start = n,
+                Err(e) => self.reporter.warning(&format!(
+                    "cannot reuse the partial downloads of {path} in {}: {e}",
+                    layout.blobs_dir().display()
+                )),
+            }
+        }
+        match self
+            .transfer_attempt(repo, path, known, &temp, &blob, start, owns_temps)
+            .await
+        {
+            Err(Error::Transfer { source, .. }) if start > 0 && is_bad_content(&source) => {
+                self.reporter.warning(&format!(
+                    "the partial download of {path} left by an earlier run did not check out ({source}); \
+                     fetching it again from the start"
+                ));
+                let temp = layout.temp_blob(&known.etag, &crate::fs::random_suffix());
+                self.transfer_attempt(repo, path, known, &temp, &blob, 0, owns_temps)
+                    .await
+            }
+            result => result,
+        }
     }
 
     /// A shared hold on the cache's clean-up lock (`.locks/hubcache-gc.lock`) for as long as
@@ -213,7 +272,8 @@ impl Hub {
         Ok(lock)
     }
 
-    /// Streams the content to `temp`, verifies it, and renames it onto `dest`.
+    /// Streams the content to the new file `temp`, verifies it, and renames it onto `dest`;
+    /// `temp` is removed on any failure.
     pub(crate) async fn transfer_to(
         &self,
         repo: &Repo,
@@ -222,12 +282,49 @@ impl Hub {
         temp: &Path,
         dest: &Path,
     ) -> Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(temp)
-            .map_err(|e| Error::io("create", temp, e))?;
-        let mut guard = TempGuard(Some(temp.to_path_buf()));
+        self.transfer_attempt(repo, path, known, temp, dest, 0, false).await
+    }
+
+    /// One transfer into `temp`, which already holds `start` bytes (0: it is created). With
+    /// `keep_partial`, a transfer cut off for a transient reason (or cancelled) leaves `temp`
+    /// in place for a later run to resume.
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer_attempt(
+        &self,
+        repo: &Repo,
+        path: &RepoPath,
+        known: &KnownFile,
+        temp: &Path,
+        dest: &Path,
+        start: u64,
+        keep_partial: bool,
+    ) -> Result<()> {
+        let dir = temp.parent().unwrap_or(Path::new("."));
+        if let (Some(size), Some(available)) = (known.size, crate::fs::available_space(dir)) {
+            let needed = size.saturating_sub(start);
+            if needed > available {
+                return Err(Error::InsufficientSpace {
+                    repo: repo.to_string(),
+                    what: describe_file(path),
+                    dir: dir.to_path_buf(),
+                    needed,
+                    available,
+                });
+            }
+        }
+        let opened = if start == 0 {
+            OpenOptions::new().read(true).write(true).create_new(true).open(temp)
+        } else {
+            OpenOptions::new().read(true).write(true).open(temp)
+        };
+        let mut file = opened.map_err(|e| match crate::fs::is_disk_full(&e) {
+            true => disk_full(repo, path, known, dir, e),
+            false => Error::io("create", temp, e),
+        })?;
+        let mut guard = TempGuard {
+            path: Some(temp.to_path_buf()),
+            keep: keep_partial,
+        };
         let mut progress = self.reporter.file_started(path.as_str(), known.size);
         let result = transfer::download(
             &self.client,
@@ -236,29 +333,54 @@ impl Hub {
             temp,
             &known.etag,
             known.size,
+            start,
             progress.as_mut(),
         )
         .await;
         progress.finish();
         drop(file);
-        result.map_err(|source| Error::Transfer {
-            repo: repo.to_string(),
-            what: describe_file(path),
-            source,
-        })?;
+        if let Err(source) = result {
+            // Only bytes cut off on their way are worth a resume; wrong ones, or a full disk, are not.
+            guard.keep = keep_partial && matches!(&source, TransferError::Hub(h) if h.is_transient());
+            drop(guard);
+            return Err(match source {
+                TransferError::Io { source, .. } if crate::fs::is_disk_full(&source) => {
+                    disk_full(repo, path, known, dir, source)
+                }
+                source => Error::Transfer {
+                    repo: repo.to_string(),
+                    what: describe_file(path),
+                    source,
+                },
+            });
+        }
         commit::persist_blob(temp, dest).map_err(|e| Error::io("move into place", dest, e))?;
-        guard.0 = None;
+        guard.path = None;
         Ok(())
     }
 }
 
-fn link(
-    layout: &crate::cache::RepoLayout,
-    known: &KnownFile,
-    path: &RepoPath,
-    mode: LinkMode,
-    new_blob: bool,
-) -> Result<PathBuf> {
+/// A failure that says the bytes were wrong (or unreadable), not that the transfer was cut.
+fn is_bad_content(e: &TransferError) -> bool {
+    matches!(
+        e,
+        TransferError::Hash { .. } | TransferError::Size { .. } | TransferError::Io { .. }
+    )
+}
+
+/// [`Error::DiskFull`] for a write into `dir` (the temp file is already gone).
+fn disk_full(repo: &Repo, path: &RepoPath, known: &KnownFile, dir: &Path, source: std::io::Error) -> Error {
+    Error::DiskFull {
+        repo: repo.to_string(),
+        what: describe_file(path),
+        dir: dir.to_path_buf(),
+        needed: known.size,
+        available: crate::fs::available_space(dir),
+        source,
+    }
+}
+
+fn link(layout: &RepoLayout, known: &KnownFile, path: &RepoPath, mode: LinkMode, new_blob: bool) -> Result<PathBuf> {
     commit::link_snapshot(layout, &known.commit, path, &known.etag, mode, new_blob)
         .map_err(|e| Error::io("link", layout.snapshot_file(&known.commit, path), e))
 }

@@ -2,9 +2,16 @@
 //!
 //! Memory stays bounded whatever the file size: bytes go to disk in 1 MiB writes and to a hasher
 //! thread through a bounded channel, so hashing overlaps the transfer instead of following it.
+//!
+//! A transfer may also start from bytes already on disk (a temp file left by an earlier run):
+//! the hasher thread reads that prefix back from the file (positional reads on its own handle)
+//! before the bytes that arrive, while the request asks for `Range: bytes=<len>-`. Nothing
+//! about the prefix is trusted: the final size and digest check covers it, and the caller
+//! discards a resumed file that fails it.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
@@ -137,6 +144,33 @@ enum HashMsg {
     Reset,
 }
 
+/// The first `len` bytes of a resumed temp file, read back through a handle of its own.
+struct Prefix {
+    file: File,
+    len: u64,
+}
+
+impl Prefix {
+    /// Feeds the prefix to `hasher` with positional reads (the writer's offset is untouched).
+    fn hash_into(&self, hasher: &mut Hasher) -> io::Result<()> {
+        let mut buf = vec![0u8; WRITE_CHUNK.min(usize::try_from(self.len).unwrap_or(WRITE_CHUNK))];
+        let mut pos = 0u64;
+        while pos < self.len {
+            let want = usize::try_from(self.len - pos).map_or(buf.len(), |left| left.min(buf.len()));
+            let n = self.file.read_at(&mut buf[..want], pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the resumed temp file is shorter than its recorded length",
+                ));
+            }
+            hasher.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok(())
+    }
+}
+
 /// Feeds a hasher inline or on its own thread; both give the same digest.
 enum HashPipe {
     Inline {
@@ -146,31 +180,44 @@ enum HashPipe {
     },
     Threaded {
         tx: SyncSender<HashMsg>,
-        handle: JoinHandle<Option<String>>,
+        handle: JoinHandle<io::Result<Option<String>>>,
     },
 }
 
 impl HashPipe {
-    fn new(kind: HashKind, size: Option<u64>) -> HashPipe {
-        if kind == HashKind::Unverifiable || size.is_none_or(|s| s < THREADED_HASH_MIN) {
-            return HashPipe::Inline {
-                hasher: Hasher::new(kind, size),
-                kind,
-                size,
-            };
+    /// A pipe whose digest starts with `prefix` (bytes already on disk), if any. A large prefix
+    /// is read by the hasher thread, overlapping the transfer of the rest.
+    fn new(kind: HashKind, size: Option<u64>, prefix: Option<Prefix>) -> io::Result<HashPipe> {
+        let mut hasher = Hasher::new(kind, size);
+        // Without a hasher (size unknown for git-sha1) the whole file is hashed at the end.
+        let prefix = prefix.filter(|p| p.len > 0 && !matches!(hasher, Hasher::None));
+        let large =
+            size.is_some_and(|s| s >= THREADED_HASH_MIN) || prefix.as_ref().is_some_and(|p| p.len >= THREADED_HASH_MIN);
+        if matches!(hasher, Hasher::None) || !large {
+            if let Some(p) = &prefix {
+                p.hash_into(&mut hasher)?;
+            }
+            return Ok(HashPipe::Inline { hasher, kind, size });
         }
         let (tx, rx) = sync_channel::<HashMsg>(HASH_QUEUE);
         let handle = std::thread::spawn(move || {
-            let mut hasher = Hasher::new(kind, size);
+            let mut failed = prefix.and_then(|p| p.hash_into(&mut hasher).err());
             for msg in rx {
                 match msg {
-                    HashMsg::Data(b) => hasher.update(&b),
-                    HashMsg::Reset => hasher = Hasher::new(kind, size),
+                    HashMsg::Data(b) if failed.is_none() => hasher.update(&b),
+                    HashMsg::Data(_) => {}
+                    HashMsg::Reset => {
+                        hasher = Hasher::new(kind, size);
+                        failed = None;
+                    }
                 }
             }
-            hasher.finish()
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(hasher.finish()),
+            }
         });
-        HashPipe::Threaded { tx, handle }
+        Ok(HashPipe::Threaded { tx, handle })
     }
 
     fn update(&mut self, data: Bytes) {
@@ -191,12 +238,14 @@ impl HashPipe {
         }
     }
 
-    fn finish(self) -> Option<String> {
+    fn finish(self) -> io::Result<Option<String>> {
         match self {
-            HashPipe::Inline { hasher, .. } => hasher.finish(),
+            HashPipe::Inline { hasher, .. } => Ok(hasher.finish()),
             HashPipe::Threaded { tx, handle } => {
                 drop(tx);
-                handle.join().ok().flatten()
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the hasher thread panicked")))
             }
         }
     }
@@ -274,9 +323,12 @@ impl Sink<'_> {
     }
 }
 
-/// Downloads `location` into `file` (empty, at offset 0), checks the size and the digest named
-/// by `etag`, and returns the byte count. Broken transfers resume from where they stopped;
-/// a server that ignores `Range` makes the transfer restart from zero.
+/// Downloads `location` into `file`, checks the size and the digest named by `etag`, and
+/// returns the byte count. `file` (opened for reading and writing) already holds the first
+/// `resume_from` bytes (0: empty); they are hashed from disk and only the rest is requested.
+/// Broken transfers resume from where they stopped; a server that ignores `Range` (or cannot
+/// satisfy it) makes the transfer restart from zero.
+#[allow(clippy::too_many_arguments)]
 pub async fn download(
     client: &HubClient,
     location: &str,
@@ -284,22 +336,54 @@ pub async fn download(
     path: &Path,
     etag: &str,
     expected_size: Option<u64>,
+    resume_from: u64,
     progress: &mut dyn FileProgress,
 ) -> Result<u64, TransferError> {
     let kind = HashKind::for_etag(etag);
     let limit = expected_size.unwrap_or(MAX_UNANNOUNCED);
+    if resume_from > limit {
+        return Err(TransferError::Size {
+            expected: limit,
+            received: resume_from,
+        });
+    }
+    let io_err = |source: io::Error| TransferError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let prefix = match resume_from {
+        0 => None,
+        len => Some(Prefix {
+            file: file.try_clone().map_err(io_err)?,
+            len,
+        }),
+    };
+    file.seek(SeekFrom::Start(resume_from)).map_err(io_err)?;
+    let hash = HashPipe::new(kind, expected_size, prefix).map_err(io_err)?;
     let mut sink = Sink {
         file,
         path,
         buf: Vec::with_capacity(WRITE_CHUNK.min(limit as usize + 1)),
-        hash: HashPipe::new(kind, expected_size),
-        written: 0,
+        hash,
+        written: resume_from,
     };
+    progress.advance(resume_from);
+    // A leftover that already holds every byte only needs its check.
+    let complete = resume_from > 0 && expected_size == Some(resume_from);
     let mut stalled = 0u32;
     'attempt: loop {
+        if complete {
+            break;
+        }
         let offset = sink.written;
         let mut resp = match client.get_content(location, offset).await {
             Ok(r) => r,
+            Err(HubError::Status { status: 416, .. }) if offset > 0 => {
+                // The server cannot serve the rest (a leftover longer than its file?): start over.
+                sink.restart()?;
+                progress.restart();
+                continue;
+            }
             Err(e) if e.is_transient() && stalled < MAX_STALLED_RESUMES => {
                 stalled += 1;
                 tokio::time::sleep(client.config().resume_delay).await;
@@ -365,7 +449,7 @@ pub async fn download(
             });
         }
     }
-    let actual = match sink.hash.finish() {
+    let actual = match sink.hash.finish().map_err(io_err)? {
         Some(d) => Some(d),
         None if kind == HashKind::GitSha1 => hash_file(path, kind).map_err(|e| TransferError::Io {
             path: path.display().to_string(),
@@ -410,14 +494,68 @@ mod tests {
     fn threaded_pipe_matches_inline_and_resets() {
         let data = vec![7u8; (THREADED_HASH_MIN as usize) + 10];
         let size = Some(data.len() as u64);
-        let mut threaded = HashPipe::new(HashKind::Sha256, size);
+        let mut threaded = HashPipe::new(HashKind::Sha256, size, None).unwrap();
         assert!(matches!(threaded, HashPipe::Threaded { .. }));
         threaded.update(Bytes::from_static(b"garbage"));
         threaded.reset();
         threaded.update(Bytes::from(data.clone()));
         let mut inline = Hasher::new(HashKind::Sha256, size);
         inline.update(&data);
-        assert_eq!(threaded.finish(), inline.finish());
+        assert_eq!(threaded.finish().unwrap(), inline.finish());
+    }
+
+    /// A prefix on disk, hashed inline (small) or on the thread (large), then the rest fed in:
+    /// the same digest as hashing everything at once, for sha256 and git-sha1.
+    #[test]
+    fn resumed_prefix_hashes_like_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for (len, cut) in [(1000usize, 300usize), (3 * (THREADED_HASH_MIN as usize) + 77, 5 << 20)] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &data[..cut]).unwrap();
+            for kind in [HashKind::Sha256, HashKind::GitSha1] {
+                let size = Some(len as u64);
+                let prefix = Prefix {
+                    file: File::open(&p).unwrap(),
+                    len: cut as u64,
+                };
+                let mut pipe = HashPipe::new(kind, size, Some(prefix)).unwrap();
+                assert_eq!(
+                    matches!(pipe, HashPipe::Threaded { .. }),
+                    cut >= THREADED_HASH_MIN as usize
+                );
+                pipe.update(Bytes::copy_from_slice(&data[cut..]));
+                let mut whole = Hasher::new(kind, size);
+                whole.update(&data);
+                assert_eq!(pipe.finish().unwrap(), whole.finish(), "{kind:?} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_prefix_is_an_error_unless_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![1u8; 100]).unwrap();
+        let size = Some(THREADED_HASH_MIN * 2);
+        let short = || Prefix {
+            file: File::open(&p).unwrap(),
+            len: THREADED_HASH_MIN,
+        };
+        let pipe = HashPipe::new(HashKind::Sha256, size, Some(short())).unwrap();
+        assert!(pipe.finish().is_err());
+        let mut pipe = HashPipe::new(HashKind::Sha256, size, Some(short())).unwrap();
+        pipe.reset();
+        pipe.update(Bytes::from_static(b"abc"));
+        assert!(
+            pipe.finish().unwrap().is_some(),
+            "a restart from zero clears the failure"
+        );
+        let small = Prefix {
+            file: File::open(&p).unwrap(),
+            len: 200,
+        };
+        assert!(HashPipe::new(HashKind::Sha256, Some(1000), Some(small)).is_err());
     }
 
     #[test]

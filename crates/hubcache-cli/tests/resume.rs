@@ -1,0 +1,496 @@
+//! Issue 6, points 3 and 4 with the real binary: downloads killed with SIGKILL resume on the
+//! next run (and leftover temp files of Python or of dead runs are reused or cleaned up, never
+//! piled up); full disks fail early or cleanly on a small tmpfs inside a mount namespace.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{hubcache, single_path, stderr};
+use hubcache_test_support::{git_blob_sha1, sha256_hex, FakeHub, Fault, FaultRule, LoggedRequest, Origin, RepoKind};
+
+const MIB: u64 = 1 << 20;
+
+/// Deterministic bytes that differ at every offset modulo 251 (so a shifted prefix is wrong).
+fn content(n: u64) -> Bytes {
+    Bytes::from((0..n).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>())
+}
+
+/// A tiny seeded xorshift: pseudo-random kill points that are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `hubcache ARGS` against the fake hub with the cache in `cache`.
+fn run(home: &Path, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command {
+    let mut cmd = hubcache(home);
+    cmd.args(args)
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+    cmd
+}
+
+/// Every `<etag>*.incomplete` anywhere under `root`, with its length.
+fn temps_of(root: &Path, etag: &str) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if name.starts_with(etag) && name.ends_with(".incomplete") {
+                out.push((e.path(), meta.len()));
+            }
+        }
+    }
+    out
+}
+
+/// The content GETs of the LFS object (CDN origin), in arrival order.
+fn content_gets(hub: &FakeHub) -> Vec<LoggedRequest> {
+    hub.requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn && r.method == "GET" && r.path.starts_with("/lfs/"))
+        .collect()
+}
+
+/// `bytes=<start>-` → start; no Range → 0.
+fn range_start(r: &LoggedRequest) -> u64 {
+    r.range
+        .as_deref()
+        .map(|v| {
+            v.strip_prefix("bytes=")
+                .and_then(|v| v.strip_suffix('-'))
+                .unwrap_or_else(|| panic!("unexpected range {v}"))
+                .parse()
+                .unwrap()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until the blob's single temp file grew past `from` and then stayed put for a while
+/// (the server stalls after its quota); returns its length.
+fn wait_until_stalled(cache: &Path, etag: &str, from: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = (u64::MAX, Instant::now());
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the download never stalled past {from} bytes"
+        );
+        let temps = temps_of(cache, etag);
+        let len = temps.iter().map(|t| t.1).max().unwrap_or(0);
+        if len != last.0 {
+            last = (len, Instant::now());
+        } else if len > from && last.1.elapsed() >= Duration::from_millis(500) {
+            return len;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ten_kills_then_one_run_resumes_from_the_last_kill() {
+    const SIZE: u64 = 64 * MIB;
+    let hub = FakeHub::start();
+    let data = content(SIZE);
+    let etag = sha256_hex(&data);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let args = ["download", "org/big", "model.safetensors"];
+    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
+    let mut on_disk = 0u64;
+    for kill in 0..10 {
+        // 2–8 MiB more each time, leaving at least 4 MiB for the final run.
+        let after = (2 * MIB + rng.below(6 * MIB)).min(SIZE - 4 * MIB - on_disk).max(MIB);
+        hub.clear_faults();
+        hub.clear_requests();
+        hub.inject(FaultRule::new("/lfs/", Fault::Stall { after }).on_method("GET"));
+        let mut child = run(home.path(), &hub, &cache, &args)
+            .env("HF_HUB_DOWNLOAD_TIMEOUT", "120")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stalled_at = wait_until_stalled(&cache, &etag, on_disk);
+        child.kill().unwrap(); // SIGKILL: no destructor, no clean-up runs
+        child.wait().unwrap();
+        let temps = temps_of(&cache, &etag);
+        assert_eq!(temps.len(), 1, "kill {kill}: one temp file, never a pile: {temps:?}");
+        // What the dead process left (a slow machine may have written a little after the poll).
+        let left = temps[0].1;
+        assert!(left >= stalled_at);
+        let gets = content_gets(&hub);
+        assert_eq!(gets.len(), 1, "kill {kill}: {gets:?}");
+        assert_eq!(
+            range_start(&gets[0]),
+            on_disk,
+            "kill {kill}: the run resumed from what the previous one left"
+        );
+        assert!(left <= on_disk + after);
+        eprintln!("kill {kill}: stall after {after} more bytes, killed with {left} bytes on disk");
+        on_disk = left;
+    }
+    hub.clear_faults();
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &args).output().unwrap();
+    let path = single_path(&out);
+    assert!(fs::read(&path).unwrap() == data, "final file is correct");
+    assert!(temps_of(&cache, &etag).is_empty(), "no temp file of the blob remains");
+    let gets = content_gets(&hub);
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    let start = range_start(&gets[0]);
+    assert_eq!(start, on_disk, "the final run resumed from the last kill");
+    let transferred = SIZE - start;
+    assert!(
+        transferred * 2 < SIZE,
+        "final run transferred {transferred} of {SIZE} bytes"
+    );
+    eprintln!(
+        "resume: final run transferred {transferred} of {SIZE} bytes; saved {start} bytes ({:.1} %)",
+        start as f64 * 100.0 / SIZE as f64
+    );
+}
+
+/// A fake hub with one 24 MiB LFS file and one 3 MiB regular (git-sha1) file.
+fn two_files() -> (FakeHub, Bytes, String, Bytes, String) {
+    let hub = FakeHub::start();
+    let lfs = content(24 * MIB);
+    let regular = Bytes::from(content(3 * MIB + 5).iter().map(|b| b'a' + b % 26).collect::<Vec<u8>>());
+    hub.commit(
+        RepoKind::Model,
+        "org/model",
+        "main",
+        vec![
+            ("model.safetensors".into(), lfs.clone()),
+            ("data.txt".into(), regular.clone()),
+        ],
+    );
+    let (e1, e2) = (sha256_hex(&lfs), git_blob_sha1(&regular));
+    (hub, lfs, e1, regular, e2)
+}
+
+fn put_leftover(cache: &Path, name: &str, bytes: &[u8]) {
+    let blobs = cache.join("models--org--model/blobs");
+    fs::create_dir_all(&blobs).unwrap();
+    fs::write(blobs.join(name), bytes).unwrap();
+}
+
+#[test]
+fn python_style_leftovers_are_reused_and_wrong_ones_refetched_once() {
+    let (hub, lfs, etag, regular, git_etag) = two_files();
+    let home = tempfile::tempdir().unwrap();
+    let weights = ["download", "org/model", "model.safetensors"];
+
+    // The right prefix in a Python-named temp, beside a shorter legacy one and one too long.
+    let cache = home.path().join("reuse");
+    put_leftover(
+        &cache,
+        &format!("{etag}.1a2b3c4d.incomplete"),
+        &lfs[..20 * MIB as usize],
+    );
+    put_leftover(&cache, &format!("{etag}.incomplete"), &lfs[..5 * MIB as usize]);
+    put_leftover(
+        &cache,
+        &format!("{etag}.deadbeef.incomplete"),
+        &[lfs.as_ref(), b"tail"].concat(),
+    );
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &weights).output().unwrap();
+    assert!(fs::read(single_path(&out)).unwrap() == lfs);
+    let gets = content_gets(&hub);
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        range_start(&gets[0]),
+        20 * MIB,
+        "the largest fitting leftover was reused"
+    );
+    assert!(temps_of(&cache, &etag).is_empty(), "{:?}", temps_of(&cache, &etag));
+
+    // A git-sha1 (regular) file resumes the same way.
+    put_leftover(
+        &cache,
+        &format!("{git_etag}.0f0f0f0f.incomplete"),
+        &regular[..MIB as usize],
+    );
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &["download", "org/model", "data.txt"])
+        .output()
+        .unwrap();
+    assert!(fs::read(single_path(&out)).unwrap() == regular);
+    let ranges: Vec<_> = hub
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/data.txt"))
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges, [Some(format!("bytes={MIB}-"))]);
+    assert!(temps_of(&cache, &git_etag).is_empty());
+
+    // A leftover that already holds every byte needs no transfer at all.
+    let cache = home.path().join("complete");
+    put_leftover(&cache, &format!("{etag}.00c0ffee.incomplete"), &lfs);
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &weights).output().unwrap();
+    assert!(fs::read(single_path(&out)).unwrap() == lfs);
+    assert!(content_gets(&hub).is_empty());
+    assert!(temps_of(&cache, &etag).is_empty());
+
+    // Wrong bytes in the leftover: the check fails, it is discarded, one full refetch succeeds.
+    let cache = home.path().join("wrong");
+    put_leftover(
+        &cache,
+        &format!("{etag}.0badf00d.incomplete"),
+        &vec![0x55u8; 20 * MIB as usize],
+    );
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &weights).output().unwrap();
+    assert!(fs::read(single_path(&out)).unwrap() == lfs);
+    assert!(stderr(&out).contains("did not check out"), "{}", stderr(&out));
+    let starts: Vec<u64> = content_gets(&hub).iter().map(range_start).collect();
+    assert_eq!(starts, [20 * MIB, 0], "one resume, one discard + full refetch");
+    assert!(temps_of(&cache, &etag).is_empty());
+
+    // …and if the full refetch is wrong too, a clear hash error and nothing left behind.
+    let cache = home.path().join("wrong-twice");
+    put_leftover(
+        &cache,
+        &format!("{etag}.0badf00d.incomplete"),
+        &vec![0x55u8; 20 * MIB as usize],
+    );
+    hub.clear_requests();
+    hub.inject(FaultRule::new("/lfs/", Fault::WrongBytes).on_method("GET").repeat(2));
+    let out = run(home.path(), &hub, &cache, &weights).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not match its hash") && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert_eq!(content_gets(&hub).len(), 2, "refetched once, not more");
+    assert!(temps_of(&cache, &etag).is_empty());
+    let repo = cache.join("models--org--model");
+    assert!(!repo.join("blobs").join(&etag).exists());
+    assert!(fs::read_dir(repo.join("snapshots"))
+        .map(|d| d.flatten().all(|s| !s.path().join("model.safetensors").exists()))
+        .unwrap_or(true));
+}
+
+#[test]
+fn without_flock_leftovers_are_neither_adopted_nor_removed() {
+    // No real lock means no proof that the leftover's writer is dead: leave it alone.
+    let (hub, lfs, etag, _, _) = two_files();
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let name = format!("{etag}.1a2b3c4d.incomplete");
+    put_leftover(&cache, &name, &lfs[..20 * MIB as usize]);
+    hub.clear_requests();
+    let out = run(
+        home.path(),
+        &hub,
+        &cache,
+        &["download", "org/model", "model.safetensors"],
+    )
+    .env("HUBCACHE_DISABLE_FLOCK", "1")
+    .output()
+    .unwrap();
+    assert!(fs::read(single_path(&out)).unwrap() == lfs);
+    let starts: Vec<u64> = content_gets(&hub).iter().map(range_start).collect();
+    assert_eq!(starts, [0]);
+    let left = temps_of(&cache, &etag);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].0.ends_with(&name) && left[0].1 == 20 * MIB);
+}
+
+// ---- full disks, on a small tmpfs inside a private mount namespace ----
+
+/// Whether this process may create mount namespaces and mount a tmpfs (root in CI).
+fn can_mount_tmpfs() -> bool {
+    let ok = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must be able to create mount namespaces (run as root)"
+        );
+        eprintln!("skipping: cannot mount a tmpfs in a mount namespace here");
+    }
+    ok
+}
+
+/// Runs `script` with `sh -c` in a new mount namespace where `$CACHE` is an 8 MiB tmpfs and
+/// `$BIN` the binary under test; the caller sets HF_HUB_CACHE etc. on `cmd`.
+fn in_small_tmpfs(home: &Path, hub: &FakeHub, cache: &Path, script: &str) -> Command {
+    fs::create_dir_all(cache).unwrap();
+    let mut cmd = Command::new("unshare");
+    common::clean_env(&mut cmd, home);
+    let full = format!("mount -t tmpfs -o size=8m tmpfs \"$CACHE\" || exit 90\n{script}");
+    cmd.args(["-m", "sh", "-c", &full])
+        .env("CACHE", cache)
+        .env("BIN", env!("CARGO_BIN_EXE_hubcache"))
+        .env("HF_ENDPOINT", hub.url())
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+    cmd
+}
+
+/// The first number after `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> u64 {
+    let rest = &text[text.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {text}")) + marker.len()..];
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_file_larger_than_the_free_space_fails_before_any_transfer() {
+    if !can_mount_tmpfs() {
+        return;
+    }
+    let hub = FakeHub::start();
+    hub.commit(
+        RepoKind::Model,
+        "org/model",
+        "main",
+        vec![("model.safetensors".into(), content(16 * MIB))],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let out: Output = in_small_tmpfs(
+        home.path(),
+        &hub,
+        &cache,
+        "\"$BIN\" download org/model model.safetensors; rc=$?; find \"$CACHE\" -name '*.incomplete'; exit $rc",
+    )
+    .output()
+    .unwrap();
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not enough disk space") && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert_eq!(number_after(&err, "it needs "), 16 * MIB, "{err}");
+    let available = number_after(&err, "), ");
+    assert!(available <= 8 * MIB && available > 7 * MIB, "{err}");
+    assert!(err.contains("hint:") && err.contains("--cache-dir"), "{err}");
+    assert!(out.stdout.is_empty(), "no temp file: {}", common::stdout(&out));
+    assert!(content_gets(&hub).is_empty(), "failed before any content request");
+}
+
+#[test]
+fn disk_full_mid_stream_removes_the_temp_and_keeps_the_cache_loadable() {
+    if !can_mount_tmpfs() {
+        return;
+    }
+    let hub = FakeHub::start();
+    let weights = content(6 * MIB);
+    let etag = sha256_hex(&weights);
+    hub.commit(
+        RepoKind::Model,
+        "org/model",
+        "main",
+        vec![
+            ("config.json".into(), Bytes::from_static(b"{\"model_type\": \"bert\"}")),
+            ("model.safetensors".into(), weights),
+        ],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let o = home.path().join("out");
+    fs::create_dir_all(&o).unwrap();
+    // The preflight passes (6 MiB of 8), then, while the server sits on the content request,
+    // a filler leaves 2 MiB free: the stream runs out of disk part-way.
+    hub.inject(FaultRule::new("/lfs/", Fault::Delay { millis: 800 }).on_method("GET"));
+    let script = r#"
+"$BIN" download org/model config.json > "$O/first.out" 2> "$O/first.err" || exit 91
+(
+  i=0
+  while [ ! -e "$O/trigger" ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i + 1)); done
+  avail=$(( $(stat -f -c '%a' "$CACHE") * $(stat -f -c '%S' "$CACHE") ))
+  head -c $((avail - 2097152)) /dev/zero > "$CACHE/filler"
+  touch "$O/filled"
+) &
+"$BIN" download org/model model.safetensors > "$O/big.out" 2> "$O/big.err"
+echo $? > "$O/big.rc"
+wait
+HF_HUB_OFFLINE=1 "$BIN" download org/model config.json > "$O/offline.out" 2> "$O/offline.err"
+echo $? > "$O/offline.rc"
+cat "$(cat "$O/offline.out")" > "$O/offline.content"
+find "$CACHE" > "$O/listing"
+"#;
+    let mut child = in_small_tmpfs(home.path(), &hub, &cache, script)
+        .env("O", &o)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The content request arrives only after the preflight: fill the disk while it is delayed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while content_gets(&hub).is_empty() {
+        assert!(Instant::now() < deadline, "no content request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    fs::write(o.join("trigger"), b"").unwrap();
+    let status = child.wait().unwrap();
+    let read = |name: &str| fs::read_to_string(o.join(name)).unwrap_or_default();
+    assert!(
+        status.success(),
+        "script failed: {status}; first: {}",
+        read("first.err")
+    );
+    assert!(o.join("filled").exists(), "the filler ran");
+
+    let err = read("big.err");
+    eprintln!("{err}");
+    assert_eq!(read("big.rc").trim(), "1", "{err}");
+    assert!(
+        err.contains("the disk is full") && err.contains("model.safetensors"),
+        "{err}"
+    );
+    assert_eq!(number_after(&err, "the file needs "), 6 * MIB, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("the partial file was removed"), "{err}");
+    assert!(err.contains("hint:") && err.contains("--cache-dir"), "{err}");
+
+    let listing = read("listing");
+    assert!(!listing.contains(".incomplete"), "temp file left:\n{listing}");
+    assert!(!listing.contains(&format!("blobs/{etag}")), "partial blob:\n{listing}");
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.contains("/snapshots/") && l.ends_with("model.safetensors")),
+        "snapshot entry:\n{listing}"
+    );
+    assert_eq!(read("offline.rc").trim(), "0", "offline load: {}", read("offline.err"));
+    assert_eq!(read("offline.content"), "{\"model_type\": \"bert\"}");
+}
