@@ -2,7 +2,8 @@
 //!
 //! `ls` prints the scan (`--json`: huggingface_hub's `scan_cache_dir()` field names), `rm` and
 //! `prune` print their plan, ask on a terminal, then run it under the clean-up lock (waiting
-//! for running downloads), `verify` re-hashes files. Results go to stdout, notices to stderr.
+//! for running downloads); `prune --max-size/--older-than` adds the least recently used
+//! revisions ([`evict`]). `verify` re-hashes files. Results go to stdout, notices to stderr.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,13 +12,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use hubcache::cache::delete::{self, CleanupLock, DeletePlan, ExecuteReport, Target};
+use hubcache::cache::evict::{self, EvictReason, EvictionPlan, EvictionPolicy};
 use hubcache::cache::layout::GC_LOCK_NAME;
 use hubcache::cache::scan::{self, CacheInfo, CachedRepoType};
 use hubcache::cache::verify::{self, Finding, HubTrees, VerifySelection};
 use hubcache::cache::CacheError;
 use hubcache::{HubBuilder, Settings, Token};
 
-use crate::cache_view::{self, format_size, Filter, Sort};
+use crate::cache_view::{self, format_size, format_timesince, Age, Filter, Sort};
 use crate::{CmdResult, Hinted};
 
 impl Hinted for CacheError {
@@ -40,7 +42,8 @@ enum CacheCommand {
     Ls(LsArgs),
     /// Remove repos or revisions: ORG/NAME, ORG/NAME@REVISION or a 40-character commit.
     Rm(RmArgs),
-    /// Remove detached revisions, unused blobs, stale .incomplete files and empty folders.
+    /// Remove detached revisions, unused blobs, stale .incomplete files and empty folders; with
+    /// --max-size/--older-than also the least recently used revisions.
     Prune(PruneArgs),
     /// Re-hash cached files against their blob names (and the Hub's listing with --remote).
     Verify(VerifyArgs),
@@ -111,6 +114,13 @@ struct PruneArgs {
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Also remove least recently used revisions until the cache's size is at most SIZE
+    /// (bytes, or with a unit: 500MB, 20GB, 1t; decimal).
+    #[arg(long, value_name = "SIZE", value_parser = cache_view::parse_max_size)]
+    max_size: Option<u64>,
+    /// Also remove revisions not accessed for DURATION (90s, 12h, 30d, 2w, 3mo, 1y).
+    #[arg(long, value_name = "DURATION", value_parser = cache_view::parse_age)]
+    older_than: Option<Age>,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -301,12 +311,12 @@ fn print_selections(plan: &DeletePlan) {
 }
 
 /// Runs `plan` (shown to the user) under the clean-up lock: re-scan, re-plan with `replan`,
-/// keep only what was shown, execute.
+/// keep only what was shown, execute; returns the report and the plan that ran.
 fn run_plan(
     cache: &Path,
     shown: &DeletePlan,
     replan: impl Fn(&CacheInfo) -> DeletePlan,
-) -> Result<ExecuteReport, CacheError> {
+) -> Result<(ExecuteReport, DeletePlan), CacheError> {
     let lock = CleanupLock::acquire(cache, &wait_notice)?;
     let now = scan::scan(cache)?;
     let plan = replan(&now).restricted_to(shown);
@@ -317,7 +327,7 @@ fn run_plan(
     for f in &report.failed {
         eprintln!("warning: could not delete {}: {}", f.path.display(), f.reason);
     }
-    Ok(report)
+    Ok((report, plan))
 }
 
 fn exit_for(report: &ExecuteReport) -> ExitCode {
@@ -380,7 +390,7 @@ fn rm(settings: &Settings, args: RmArgs) -> CmdResult {
         return Ok(ExitCode::from(1));
     }
     let chosen = resolution.revisions.clone();
-    let report = run_plan(&info.cache_dir, &plan, |now| delete::plan_revisions(now, &chosen))?;
+    let (report, _) = run_plan(&info.cache_dir, &plan, |now| delete::plan_revisions(now, &chosen))?;
     out(&format!(
         "Deleted {repos} repo(s) and {revisions} revision(s); freed {}.",
         format_size(report.freed)
@@ -388,11 +398,15 @@ fn rm(settings: &Settings, args: RmArgs) -> CmdResult {
     Ok(exit_for(&report))
 }
 
-fn prune_summary(plan: &DeletePlan) -> String {
+/// What a prune plan removes, in words; `evicted` of its revisions are evictions.
+fn prune_summary(plan: &DeletePlan, evicted: usize) -> String {
     let (_, revisions) = plan.counts();
     let mut parts = Vec::new();
-    if revisions > 0 {
-        parts.push(format!("{revisions} unreferenced revision(s)"));
+    if evicted > 0 {
+        parts.push(format!("{evicted} least recently used revision(s)"));
+    }
+    if revisions > evicted {
+        parts.push(format!("{} unreferenced revision(s)", revisions - evicted));
     }
     if plan.orphan_blobs > 0 {
         parts.push(format!("{} unused blob(s)", plan.orphan_blobs));
@@ -411,19 +425,88 @@ fn prune_summary(plan: &DeletePlan) -> String {
     }
 }
 
+impl PruneArgs {
+    /// The eviction asked for, if any.
+    fn policy(&self, now: f64) -> Option<EvictionPolicy> {
+        (self.max_size.is_some() || self.older_than.is_some()).then(|| EvictionPolicy {
+            max_size: self.max_size,
+            older_than: self.older_than.as_ref().map(|a| a.secs),
+            now,
+        })
+    }
+}
+
+/// The evicted revisions in eviction order, with why, and the sizes before and after.
+fn print_eviction(e: &EvictionPlan, args: &PruneArgs, now: f64) {
+    let limit = args.max_size.map(format_size);
+    if !e.evicted.is_empty() {
+        out("Evicted, least recently used first:");
+    }
+    for ev in &e.evicted {
+        let why = match (ev.reason, &args.older_than, &limit) {
+            (EvictReason::OlderThan, Some(age), _) => format!("unused for {}", age.raw),
+            (_, _, Some(limit)) => format!("to fit under {limit}"),
+            _ => String::new(),
+        };
+        let refs = ev.refs.join(" ");
+        out(&format!(
+            "  - {}@{} [{refs}] {}, last accessed {} ({why})",
+            ev.cache_id,
+            ev.commit_hash,
+            format_size(ev.size_on_disk),
+            format_timesince(ev.last_accessed, now)
+        ));
+    }
+    for id in &e.skipped_busy {
+        eprintln!("note: {id} is left alone: a download is writing into it");
+    }
+    let mut sizes = format!(
+        "Cache size: {} now, {} after",
+        format_size(e.size_before),
+        format_size(e.size_after)
+    );
+    if let Some(limit) = &limit {
+        sizes.push_str(&format!(" (limit {limit})"));
+    }
+    out(&format!("{sizes}."));
+    if let (Some(max), Some(limit)) = (args.max_size, &limit) {
+        if e.size_after > max {
+            eprintln!(
+                "warning: the cache stays over {limit}: what is left belongs to repos in use or to no revision this prune may remove"
+            );
+        }
+    }
+}
+
 fn prune(settings: &Settings, args: PruneArgs) -> CmdResult {
     let cache = cache_dir(settings, &args.cache_dir);
     let info = scan::scan(&cache)?;
-    let plan = delete::plan_prune(&info);
-    let summary = prune_summary(&plan);
+    let now = now();
+    let policy = args.policy(now);
+    let eviction = policy.map(|p| evict::plan_eviction(&info, &p, &evict::busy_repos(&info)));
+    let plan = match &eviction {
+        Some(e) => e.plan.clone(),
+        None => delete::plan_prune(&info),
+    };
+    let summary = prune_summary(&plan, eviction.as_ref().map_or(0, |e| e.evicted.len()));
     if plan.is_empty() {
-        out("No unreferenced revisions, unused blobs, incomplete downloads or shared blobs found.");
+        let evictions = if eviction.is_some() {
+            ", and no revision to evict"
+        } else {
+            ""
+        };
+        out(&format!(
+            "No unreferenced revisions, unused blobs, incomplete downloads or shared blobs found{evictions}."
+        ));
     } else {
         out(&format!(
             "About to delete {summary} ({} total), then empty folders.",
             format_size(plan.expected_freed_size)
         ));
         print_selections(&plan);
+    }
+    if let Some(e) = &eviction {
+        print_eviction(e, &args, now);
     }
     if args.dry_run {
         out("Dry run: no files were deleted.");
@@ -433,7 +516,20 @@ fn prune(settings: &Settings, args: PruneArgs) -> CmdResult {
         eprintln!("Aborted.");
         return Ok(ExitCode::from(1));
     }
-    let report = run_plan(&info.cache_dir, &plan, delete::plan_prune)?;
+    // Under the lock, a repo that became busy or a revision used since keeps what it has.
+    let replan = |now_info: &CacheInfo| match &policy {
+        Some(p) => evict::plan_eviction(now_info, p, &evict::busy_repos(now_info)).plan,
+        None => delete::plan_prune(now_info),
+    };
+    let (report, ran) = run_plan(&info.cache_dir, &plan, replan)?;
+    for ev in eviction.iter().flat_map(|e| &e.evicted) {
+        if !ran.repos.contains(&ev.repo_path) && !ran.snapshots.contains(&ev.snapshot_path) {
+            eprintln!(
+                "kept {}@{}: used or changed since the plan was made",
+                ev.cache_id, ev.commit_hash
+            );
+        }
+    }
     if report.removed > 0 || report.empty_dirs > 0 || !plan.is_empty() {
         let mut done = format!(
             "Deleted {} item(s); freed {}",
@@ -444,6 +540,10 @@ fn prune(settings: &Settings, args: PruneArgs) -> CmdResult {
             done.push_str(&format!("; removed {} empty folder(s)", report.empty_dirs));
         }
         out(&format!("{done}."));
+    }
+    if eviction.is_some() {
+        let size = scan::scan(&info.cache_dir)?.size_on_disk;
+        out(&format!("Cache size now: {}.", format_size(size)));
     }
     Ok(exit_for(&report))
 }

@@ -105,6 +105,30 @@ pub fn parse_duration(value: &str) -> Result<i64, String> {
     parse_with_unit(value, &TIME_UNITS)
 }
 
+/// `cache prune --max-size`: a size as the filters take it, never negative.
+pub fn parse_max_size(value: &str) -> Result<u64, String> {
+    u64::try_from(parse_size(value)?).map_err(|_| format!("Invalid size '{value}': it cannot be negative."))
+}
+
+/// `cache prune --older-than`: a duration in seconds, and the text given (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Age {
+    /// Seconds.
+    pub secs: u64,
+    /// As typed, trimmed.
+    pub raw: String,
+}
+
+/// Parses `--older-than` like the `accessed` filter's durations, never negative.
+pub fn parse_age(value: &str) -> Result<Age, String> {
+    let secs = u64::try_from(parse_duration(value)?)
+        .map_err(|_| format!("Invalid duration '{value}': it cannot be negative."))?;
+    Ok(Age {
+        secs,
+        raw: value.trim().to_string(),
+    })
+}
+
 /// A comparison operator of a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -473,6 +497,24 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(604_800));
         assert_eq!(parse_duration("3MO"), Ok(7_776_000));
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
+    }
+
+    #[test]
+    fn prune_limits_parse_and_reject_negatives() {
+        assert_eq!(parse_max_size("20GB"), Ok(20_000_000_000));
+        assert_eq!(parse_max_size("1t"), Ok(1_000_000_000_000));
+        assert_eq!(parse_max_size("0"), Ok(0));
+        assert!(parse_max_size("-1").unwrap_err().contains("negative"));
+        assert!(parse_max_size("1GiB").is_err());
+        assert_eq!(
+            parse_age(" 30d "),
+            Ok(Age {
+                secs: 2_592_000,
+                raw: "30d".into()
+            })
+        );
+        assert_eq!(parse_age("3mo").map(|a| a.secs), Ok(7_776_000));
+        assert!(parse_age("-5").is_err() && parse_age("5x").is_err());
     }
 
     #[test]

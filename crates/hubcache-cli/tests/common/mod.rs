@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod cache_fixtures;
+
 /// The `hubcache` binary under test, with every HF_* variable cleared and HOME set to `home`.
 pub fn hubcache(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hubcache"));

@@ -402,14 +402,21 @@ pub fn plan_revisions(info: &CacheInfo, selected: &BTreeSet<RevisionKey>) -> Del
 /// `cache prune` (pure): detached revisions, blobs no snapshot uses, every `*.incomplete`,
 /// unreferenced store payloads, and empty folders.
 pub fn plan_prune(info: &CacheInfo) -> DeletePlan {
-    let detached: BTreeSet<RevisionKey> = info
+    plan_prune_with(info, &BTreeSet::new())
+}
+
+/// [`plan_prune`] that also removes `extra` revisions (eviction's choice, see
+/// [`super::evict`]), under the same rules as the detached ones.
+pub fn plan_prune_with(info: &CacheInfo, extra: &BTreeSet<RevisionKey>) -> DeletePlan {
+    let mut selected: BTreeSet<RevisionKey> = info
         .repos
         .iter()
         .flat_map(|r| r.revisions.iter().map(move |rev| (r, rev)))
         .filter(|(_, rev)| rev.refs.is_empty())
         .map(|(r, rev)| (r.repo_path.clone(), rev.commit_hash.clone()))
         .collect();
-    let mut plan = plan_revisions(info, &detached);
+    selected.extend(extra.iter().cloned());
+    let mut plan = plan_revisions(info, &selected);
     // Orphans of repos that stay, with the same shared-store accounting as the revisions'.
     let mut freed = FreedSize::default();
     for repo in info.repos.iter().filter(|r| !plan.repos.contains(&r.repo_path)) {

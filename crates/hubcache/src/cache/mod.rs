@@ -1,9 +1,10 @@
 //! The huggingface_hub cache: layout, read-only lookups, the writes that change it, and its
-//! management (scan, delete and prune, verify).
+//! management (scan, delete and prune, eviction, verify).
 
 pub mod commit;
 pub mod delete;
 pub mod error;
+pub mod evict;
 pub mod import;
 pub mod layout;
 pub mod lookup;
