@@ -146,6 +146,18 @@ impl Hasher {
         }
     }
 
+    /// Hands a whole chunk over without copying it (when nothing is pending).
+    fn update_owned(&mut self, data: Vec<u8>) {
+        if !self.buf.is_empty() {
+            self.update(&data);
+            return;
+        }
+        self.read += data.len() as u64;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(data);
+        }
+    }
+
     fn ship(&mut self) {
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_CHUNK));
         if let Some(tx) = &self.tx {
@@ -376,20 +388,6 @@ fn write_tar(
     Ok(())
 }
 
-/// Reads until `buf` is full or the reader ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// A validated manifest: every name checked before anything touches the disk.
 struct Plan {
     repos: Vec<(Repo, RepoEntry)>,
@@ -512,16 +510,18 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         let mut hasher = Hasher::new(git);
         let dest = staging_dir.join(&etag);
         let mut out = File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?;
-        let mut chunk = vec![0u8; HASH_CHUNK];
         loop {
-            let n = read_full(&mut entry, &mut chunk)
+            // A fresh buffer per chunk: written, then handed to the hasher thread as is.
+            let mut chunk = Vec::with_capacity(HASH_CHUNK);
+            (&mut entry)
+                .take(HASH_CHUNK as u64)
+                .read_to_end(&mut chunk)
                 .map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
-            if n == 0 {
+            if chunk.is_empty() {
                 break;
             }
-            out.write_all(&chunk[..n])
-                .map_err(|e| DeployError::io("write", &dest, e))?;
-            hasher.update(&chunk[..n]);
+            out.write_all(&chunk).map_err(|e| DeployError::io("write", &dest, e))?;
+            hasher.update_owned(chunk);
         }
         let (sha256, git, read) = hasher.finish();
         if read != info.size {
