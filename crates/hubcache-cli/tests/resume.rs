@@ -408,6 +408,36 @@ fn a_file_larger_than_the_free_space_fails_before_any_transfer() {
 }
 
 #[test]
+fn a_snapshot_whose_files_fit_one_by_one_but_not_together_fails_first() {
+    if !can_mount_tmpfs() {
+        return;
+    }
+    let hub = FakeHub::start();
+    hub.commit(
+        RepoKind::Model,
+        "org/model",
+        "main",
+        vec![
+            ("model-00001-of-00002.safetensors".into(), content(5 * MIB)),
+            ("model-00002-of-00002.safetensors".into(), content(5 * MIB + 1)),
+        ],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let out: Output = in_small_tmpfs(home.path(), &hub, &cache, "\"$BIN\" download org/model")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not enough disk space") && err.contains("2 files to fetch"),
+        "{err}"
+    );
+    assert_eq!(number_after(&err, "it needs "), 10 * MIB + 1, "{err}");
+    assert!(content_gets(&hub).is_empty(), "failed before any content request");
+}
+
+#[test]
 fn disk_full_mid_stream_removes_the_temp_and_keeps_the_cache_loadable() {
     if !can_mount_tmpfs() {
         return;

@@ -85,6 +85,9 @@ impl Hub {
                 .iter()
                 .any(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)));
         let _gc = if writes { Some(self.gc_guard().await?) } else { None };
+        if writes {
+            self.check_snapshot_space(req, &commit, &selected)?;
+        }
         let results: Vec<Result<PathBuf>> = stream::iter(selected)
             .map(|(path, file)| {
                 let commit = commit.clone();
@@ -172,6 +175,44 @@ impl Hub {
         let listing = listing_from_entries(entries).map_err(ListingError::Other)?;
         let _ = tree::write(tree_path, &listing);
         Ok(listing)
+    }
+
+    /// Fails early when the files still to fetch do not fit on the cache's file system together
+    /// (each file is also checked on its own just before its transfer).
+    fn check_snapshot_space(
+        &self,
+        req: &SnapshotRequest,
+        commit: &CommitHash,
+        selected: &[(RepoPath, tree::TreeFile)],
+    ) -> Result<()> {
+        let layout = self.cache.repo(&req.repo);
+        let blobs = layout.blobs_dir();
+        let mut etags = std::collections::BTreeSet::new();
+        let missing: Vec<&tree::TreeFile> = selected
+            .iter()
+            .filter(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(commit, p)))
+            .map(|(_, f)| f)
+            .filter(|f| etags.insert(f.etag()) && (req.force || !blobs.join(f.etag()).is_file()))
+            .collect();
+        let needed: u64 = missing.iter().map(|f| f.content_size()).sum();
+        // The nearest folder that exists tells which file system the cache lands on.
+        let mut probe = blobs.clone();
+        while !probe.is_dir() {
+            match probe.parent() {
+                Some(parent) => probe = parent.to_path_buf(),
+                None => return Ok(()),
+            }
+        }
+        match crate::fs::available_space(&probe) {
+            Some(available) if needed > available => Err(Error::InsufficientSpace {
+                repo: req.repo.to_string(),
+                what: format!("the snapshot ({} files to fetch)", missing.len()),
+                dir: probe,
+                needed,
+                available,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn snapshot_hub_error(&self, req: &SnapshotRequest, source: HubError) -> Error {
