@@ -82,6 +82,10 @@ pub struct ExportArgs {
     /// The bundle to write.
     #[arg(short, long)]
     output: PathBuf,
+    /// Write parts OUTPUT.000, OUTPUT.001, … of at most SIZE each (e.g. 4GB, 700MB; decimal units);
+    /// import the first part.
+    #[arg(long, value_name = "SIZE", value_parser = parse_split)]
+    split: Option<u64>,
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -273,7 +277,7 @@ pub fn export(settings: &Settings, args: ExportArgs) -> CmdResult {
             });
         }
     }
-    let report = bundle::export(&cache, &items, &args.output)?;
+    let report = bundle::export(&cache, &items, &args.output, args.split)?;
     eprintln!(
         "exported {} repos, {} entries, {} blobs ({} bytes) into {} ({} bytes)",
         report.repos,
@@ -283,8 +287,18 @@ pub fn export(settings: &Settings, args: ExportArgs) -> CmdResult {
         args.output.display(),
         report.bundle_bytes
     );
-    println!("{}", args.output.display());
+    match args.split {
+        Some(_) => println!("{}", bundle::part_name(&args.output, 0).display()),
+        None => println!("{}", args.output.display()),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_split(value: &str) -> Result<u64, String> {
+    match crate::cache_view::parse_size(value)? {
+        n if n >= 1 << 20 => Ok(n as u64),
+        _ => Err("a part must be at least 1 MiB".into()),
+    }
 }
 
 /// `hubcache import`.

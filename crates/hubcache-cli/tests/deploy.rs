@@ -282,6 +282,49 @@ fn lock_check_upgrade_and_hostile_bundles() {
 }
 
 #[test]
+fn split_bundles_round_trip_and_a_missing_part_is_refused() {
+    let hub = FakeHub::start();
+    let (model_commit, _) = seed(&hub);
+    let a = Machine::new();
+    fs::write(a.path("hubcache.toml"), MANIFEST).unwrap();
+    a.ok(&hub.url(), &["lock"]);
+    a.ok(&hub.url(), &["sync", "--locked"]);
+    let out = a.ok(
+        &hub.url(),
+        &["export", "--lock", "hubcache.lock", "-o", "m.tar", "--split", "2MB"],
+    );
+    assert_eq!(single_path(&out), PathBuf::from("m.tar.000"));
+    let parts: Vec<u64> = (0..)
+        .map(|i| a.path(&format!("m.tar.{i:03}")))
+        .take_while(|p| p.exists())
+        .map(|p| fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(parts.len() >= 3, "{parts:?}");
+    assert!(parts.iter().all(|n| *n <= 2_000_000), "{parts:?}");
+    assert!(!a.path("m.tar").exists());
+
+    let b = Machine::new();
+    b.ok(UNREACHABLE, &["import", a.path("m.tar.000").to_str().unwrap()]);
+    let p = single_path(&b.ok(
+        UNREACHABLE,
+        &["download", "acme/encoder", "model.safetensors", "--offline"],
+    ));
+    assert!(p.to_string_lossy().contains(&model_commit));
+    assert_eq!(fs::read(p).unwrap(), weights(4 << 20, 1));
+
+    fs::remove_file(a.path("m.tar.001")).unwrap();
+    let c = Machine::new();
+    let out = c.run(UNREACHABLE, &["import", a.path("m.tar.000").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("refusing bundle"), "{}", stderr(&out));
+    let too_small = a.run(
+        &hub.url(),
+        &["export", "acme/encoder", "-o", "x.tar", "--split", "10kb"],
+    );
+    assert_eq!(too_small.status.code(), Some(2), "parts under 1 MiB are a usage error");
+}
+
+#[test]
 fn air_gapped_machine_serves_python_and_transformers() {
     let Some(py) = python() else { return };
     let model = common::minilm_dir(&py);

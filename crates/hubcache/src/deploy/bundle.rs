@@ -274,8 +274,15 @@ fn snapshot_entries(
     Ok(out)
 }
 
-/// Writes a bundle of `items` from `cache` to `out` (via `<out>.partial`, renamed at the end).
-pub fn export(cache: &CacheLayout, items: &[ExportItem], out: &Path) -> Result<BundleReport, DeployError> {
+/// Writes a bundle of `items` from `cache` to `out`; with `split`, into parts `out.000`,
+/// `out.001`, … of at most that many bytes each (import takes the first part). Parts are written
+/// under temporary names and renamed only when the whole bundle is complete.
+pub fn export(
+    cache: &CacheLayout,
+    items: &[ExportItem],
+    out: &Path,
+    split: Option<u64>,
+) -> Result<BundleReport, DeployError> {
     let mut repos: BTreeMap<Repo, RepoEntry> = BTreeMap::new();
     // etag → (file on disk, size)
     let mut blobs: BTreeMap<String, (PathBuf, u64)> = BTreeMap::new();
@@ -331,20 +338,142 @@ pub fn export(cache: &CacheLayout, items: &[ExportItem], out: &Path) -> Result<B
         blobs: infos,
         repos: repos.into_values().collect(),
     };
-    let partial = crate::fs::sibling_temp(out, "partial");
-    let result = write_tar(&manifest, &blobs, &partial);
-    if let Err(e) = result {
-        let _ = fs::remove_file(&partial);
+    let mut writer = PartWriter::new(out, split)?;
+    if let Err(e) = write_tar(&manifest, &blobs, &mut writer, out) {
+        writer.discard();
         return Err(e);
     }
-    fs::rename(&partial, out).map_err(|e| DeployError::io("move into place", out, e))?;
+    let bundle_bytes = writer.commit()?;
     Ok(BundleReport {
         repos: manifest.repos.len(),
         entries,
         blobs: blobs.len(),
         blob_bytes: blobs.values().map(|(_, s)| s).sum(),
-        bundle_bytes: fs::metadata(out).map(|m| m.len()).unwrap_or(0),
+        bundle_bytes,
     })
+}
+
+/// Name of part `index` of a split bundle (`<out>.000`, `<out>.001`, …).
+pub fn part_name(out: &Path, index: usize) -> PathBuf {
+    let mut name = out.as_os_str().to_os_string();
+    name.push(format!(".{index:03}"));
+    PathBuf::from(name)
+}
+
+/// Writes the bundle into one file or into parts of at most `limit` bytes, all under
+/// temporary names until [`PartWriter::commit`].
+struct PartWriter {
+    out: PathBuf,
+    limit: Option<u64>,
+    /// (temporary name, final name) of every part so far.
+    parts: Vec<(PathBuf, PathBuf)>,
+    current: Option<BufWriter<File>>,
+    in_part: u64,
+    total: u64,
+}
+
+impl PartWriter {
+    fn new(out: &Path, limit: Option<u64>) -> Result<Self, DeployError> {
+        let limit = limit.filter(|l| *l > 0);
+        let mut w = PartWriter {
+            out: out.to_path_buf(),
+            limit,
+            parts: Vec::new(),
+            current: None,
+            in_part: 0,
+            total: 0,
+        };
+        w.open_next()?;
+        Ok(w)
+    }
+
+    fn open_next(&mut self) -> Result<(), DeployError> {
+        let fin = match self.limit {
+            Some(_) => part_name(&self.out, self.parts.len()),
+            None => self.out.clone(),
+        };
+        let tmp = crate::fs::sibling_temp(&fin, "partial");
+        let file = File::create(&tmp).map_err(|e| DeployError::io("create", &tmp, e))?;
+        self.finish_current()
+            .map_err(|e| DeployError::io("write", &self.out, e))?;
+        self.current = Some(BufWriter::with_capacity(1 << 20, file));
+        self.parts.push((tmp, fin));
+        self.in_part = 0;
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some(w) => {
+                w.flush()?;
+                w.get_ref().sync_all()
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn current(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no open bundle part"))
+    }
+
+    /// Flushes, syncs and renames every part to its final name; returns the bundle's size.
+    fn commit(mut self) -> Result<u64, DeployError> {
+        self.finish_current()
+            .map_err(|e| DeployError::io("write", &self.out, e))?;
+        for (tmp, fin) in &self.parts {
+            fs::rename(tmp, fin).map_err(|e| DeployError::io("move into place", fin, e))?;
+        }
+        Ok(self.total)
+    }
+
+    /// Removes every part written so far.
+    fn discard(self) {
+        for (tmp, _) in &self.parts {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(limit) = self.limit {
+            if self.in_part >= limit {
+                self.open_next().map_err(io::Error::other)?;
+            }
+            let room = (limit - self.in_part) as usize;
+            let n = self.current()?.write(&buf[..buf.len().min(room)])?;
+            self.in_part += n as u64;
+            self.total += n as u64;
+            return Ok(n);
+        }
+        let n = self.current()?.write(buf)?;
+        self.total += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.current()?.flush()
+    }
+}
+
+/// The bundle's bytes: one file, or the parts `<x>.000`, `<x>.001`, … chained in order.
+fn open_bundle(path: &Path) -> Result<(Box<dyn Read>, u64), DeployError> {
+    let name = path.to_string_lossy();
+    let first = File::open(path).map_err(|e| DeployError::io("open", path, e))?;
+    let mut total = first.metadata().map(|m| m.len()).unwrap_or(0);
+    let Some(base) = name.strip_suffix(".000") else {
+        return Ok((Box::new(first), total));
+    };
+    let mut reader: Box<dyn Read> = Box::new(first);
+    for index in 1.. {
+        let part = PathBuf::from(format!("{base}.{index:03}"));
+        let Ok(f) = File::open(&part) else { break };
+        total += f.metadata().map(|m| m.len()).unwrap_or(0);
+        reader = Box::new(reader.chain(f));
+    }
+    Ok((reader, total))
 }
 
 fn header(size: u64) -> tar::Header {
@@ -359,10 +488,10 @@ fn header(size: u64) -> tar::Header {
 fn write_tar(
     manifest: &BundleManifest,
     blobs: &BTreeMap<String, (PathBuf, u64)>,
+    out: &mut PartWriter,
     path: &Path,
 ) -> Result<(), DeployError> {
-    let file = File::create(path).map_err(|e| DeployError::io("create", path, e))?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+    let mut tar = tar::Builder::new(out);
     let json = serde_json::to_vec_pretty(manifest).map_err(|e| DeployError::Export(e.to_string()))?;
     let mut h = header(json.len() as u64);
     tar.append_data(&mut h, "manifest.json", json.as_slice())
@@ -382,9 +511,7 @@ fn write_tar(
             )));
         }
     }
-    let mut w = tar.into_inner().map_err(|e| DeployError::io("write", path, e))?;
-    w.flush().map_err(|e| DeployError::io("write", path, e))?;
-    w.get_ref().sync_all().map_err(|e| DeployError::io("write", path, e))?;
+    tar.into_inner().map_err(|e| DeployError::io("write", path, e))?;
     Ok(())
 }
 
@@ -453,9 +580,8 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         path: bundle.to_path_buf(),
         detail,
     };
-    let file = File::open(bundle).map_err(|e| DeployError::io("open", bundle, e))?;
-    let bundle_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let (reader, bundle_bytes) = open_bundle(bundle)?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, reader));
     let mut entries = archive.entries().map_err(|e| refuse(format!("not a tar file: {e}")))?;
 
     let mut first = match entries.next() {
