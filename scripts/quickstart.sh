@@ -32,6 +32,8 @@ BEFORE=$(grep -c ' 200 ' "$DEMO/serve.log" || true)
 echo "== 4. offline: HF_HUB_OFFLINE=1 hubcache download demo/tiny-bert tokenizer.json"
 HF_HUB_OFFLINE=1 "$HC" download demo/tiny-bert tokenizer.json
 HF_HUB_OFFLINE=1 "$HC" download demo/tiny-bert >/dev/null
+echo "== 5. offline: HF_HUB_OFFLINE=1 hubcache model demo/tiny-bert   (what from_pretrained would load)"
+HF_HUB_OFFLINE=1 "$HC" model demo/tiny-bert | grep -E '^(commit|config|tokenizer |weights|summary)' | sed 's/^/   /'
 AFTER=$(grep -c ' 200 ' "$DEMO/serve.log" || true)
 echo "   requests the mirror answered during the offline loads: $((AFTER - BEFORE))"
 
