@@ -57,15 +57,8 @@ impl Fixture {
     }
 
     fn py_cmd(&self, code: &str, offline: bool) -> Command {
-        let mut cmd = Command::new(self.python.as_ref().unwrap());
-        clean_env(&mut cmd, self.home.path());
-        cmd.arg("-c")
-            .arg(code)
-            .env("HF_HUB_CACHE", &self.cache)
-            .env("HF_HOME", self.home.path().join("hf-home"))
-            .env("HF_ENDPOINT", self.hub.url())
-            .env("HF_HUB_DISABLE_TELEMETRY", "1")
-            .env("HF_HUB_DISABLE_XET", "1");
+        let python = self.python.as_ref().unwrap();
+        let mut cmd = common::python_command(python, self.home.path(), &self.cache, &self.hub.url(), code);
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
         }

@@ -8,10 +8,10 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bytes::Bytes;
-use common::{clean_env, hubcache, python, single_path, stderr, stdout, Served};
+use common::{hubcache, python, single_path, stderr, stdout, Served};
 use hubcache_test_support::{FakeHub, RepoKind};
 
 const UNREACHABLE: &str = "http://127.0.0.1:9";
@@ -340,20 +340,11 @@ fn air_gapped_machine_serves_python_and_transformers() {
     let b = Machine::new();
     b.ok(UNREACHABLE, &["import", a.path("minilm.tar").to_str().unwrap()]);
     let py_run = |code: &str, endpoint: &str, offline: bool, cache: &Path| {
-        let mut cmd = Command::new(&py);
-        clean_env(&mut cmd, b.home.path());
-        cmd.arg("-c")
-            .arg(code)
-            .env("HF_ENDPOINT", endpoint)
-            .env("HF_HUB_CACHE", cache)
-            .env("HF_HOME", b.path("hf-home"))
-            .env("HF_HUB_DISABLE_TELEMETRY", "1");
+        let mut cmd = common::python_command(&py, b.home.path(), cache, endpoint, code);
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
         }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-        stdout(&o)
+        stdout(&common::run_ok(&mut cmd))
     };
     let loaded = py_run(
         &format!(

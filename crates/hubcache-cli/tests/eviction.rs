@@ -18,7 +18,7 @@ use bytes::Bytes;
 use common::cache_fixtures::{
     assert_same, noise, shared_store_fixture, tree, wait_for_incomplete, PY_LOAD_ALL, PY_SCAN,
 };
-use common::{clean_env, hubcache, python, stderr, stdout};
+use common::{hubcache, python, stderr, stdout};
 use hubcache_test_support::{FakeHub, Fault, FaultRule, RepoKind};
 use serde_json::Value;
 
@@ -64,15 +64,8 @@ impl Env {
     }
 
     fn py_cmd(&self, code: &str, offline: bool) -> Command {
-        let mut cmd = Command::new(self.python.as_ref().unwrap());
-        clean_env(&mut cmd, self.home.path());
-        cmd.arg("-c")
-            .arg(code)
-            .env("HF_HUB_CACHE", &self.cache)
-            .env("HF_HOME", self.home.path().join("hf-home"))
-            .env("HF_ENDPOINT", self.hub.url())
-            .env("HF_HUB_DISABLE_TELEMETRY", "1")
-            .env("HF_HUB_DISABLE_XET", "1");
+        let python = self.python.as_ref().unwrap();
+        let mut cmd = common::python_command(python, self.home.path(), &self.cache, &self.hub.url(), code);
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
         }

@@ -56,27 +56,12 @@ fn setup() -> Option<Env> {
 impl Env {
     /// Runs a Python snippet with the cache and endpoint set; `offline` sets HF_HUB_OFFLINE=1.
     fn py(&self, cache: &Path, offline: bool, code: &str) -> Output {
-        let mut cmd = Command::new(&self.python);
-        clean_env(&mut cmd, self.home.path());
-        cmd.arg("-c")
-            .arg(code)
-            .env("HF_HUB_CACHE", cache)
-            .env("HF_HOME", self.home.path().join("hf-home"))
-            .env("HF_ENDPOINT", self.hub.url())
-            .env("HF_HUB_DISABLE_TELEMETRY", "1")
-            .env("HF_HUB_DISABLE_XET", "1")
-            .env("REPO", REPO);
+        let mut cmd = common::python_command(&self.python, self.home.path(), cache, &self.hub.url(), code);
+        cmd.env("REPO", REPO);
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "python failed:\n{}\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        out
+        common::run_ok(&mut cmd)
     }
 
     fn hubcache(&self, cache: &Path) -> Command {

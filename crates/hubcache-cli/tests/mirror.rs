@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
-use common::{clean_env, http, hubcache, python, single_path, stderr, stdout, Served};
+use common::{http, hubcache, python, single_path, stdout, Served};
 use hubcache_test_support::{sha256_hex, FakeHub, RepoKind};
 
 /// Imports `dir` into a fresh mirror cache as `repo`; returns (cache, commit).
@@ -404,20 +404,11 @@ fn python_and_transformers_through_the_mirror_on_the_real_model() {
     let server = Served::start(home.path(), &["--cache-dir", cache.to_str().unwrap()], &[]);
     let client_cache = home.path().join("py-client");
     let run_py = |code: &str, offline: bool| {
-        let mut cmd = Command::new(&py);
-        clean_env(&mut cmd, home.path());
-        cmd.arg("-c")
-            .arg(code)
-            .env("HF_ENDPOINT", &server.url)
-            .env("HF_HUB_CACHE", &client_cache)
-            .env("HF_HOME", home.path().join("hf-home"))
-            .env("HF_HUB_DISABLE_TELEMETRY", "1");
+        let mut cmd = common::python_command(&py, home.path(), &client_cache, &server.url, code);
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
         }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
-        stdout(&o)
+        stdout(&common::run_ok(&mut cmd))
     };
     let printed = run_py(
         &format!(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bytes::Bytes;
-use common::{clean_env, hubcache, python, stderr, stdout};
+use common::{hubcache, python, stderr, stdout};
 use hubcache_test_support::{shard_name, sharded_model, FakeHub, RepoKind};
 use serde_json::Value;
 
@@ -269,26 +269,12 @@ fn gated_bad_revision_and_unknown_repo_messages() {
 // ---- interop with the real transformers 5.24 ----
 
 fn py(env: &Env, python: &Path, offline: bool, code: &str) -> Value {
-    let mut cmd = Command::new(python);
-    clean_env(&mut cmd, env.home.path());
-    cmd.arg("-c")
-        .arg(code)
-        .env("HF_HUB_CACHE", env.cache())
-        .env("HF_HOME", env.home.path().join("hf-home"))
-        .env("HF_ENDPOINT", env.hub.url())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env("HF_HUB_DISABLE_XET", "1")
-        .env("REPO", MINILM);
+    let mut cmd = common::python_command(python, env.home.path(), &env.cache(), &env.hub.url(), code);
+    cmd.env("REPO", MINILM);
     if offline {
         cmd.env("TRANSFORMERS_OFFLINE", "1");
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let out = common::run_ok(&mut cmd);
     serde_json::from_str(stdout(&out).trim().lines().last().unwrap()).unwrap()
 }
 

