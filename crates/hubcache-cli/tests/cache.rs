@@ -45,15 +45,7 @@ impl Fixture {
     }
 
     fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "hubcache {args:?} failed: {}\n{}\n{}",
-            out.status,
-            stdout(&out),
-            stderr(&out)
-        );
-        out
+        common::run_ok(self.hubcache().args(args))
     }
 
     fn py_cmd(&self, code: &str, offline: bool) -> Command {
@@ -66,13 +58,7 @@ impl Fixture {
     }
 
     fn py(&self, code: &str, offline: bool) -> String {
-        let out = self.py_cmd(code, offline).output().unwrap();
-        assert!(
-            out.status.success(),
-            "python failed:\n{}\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        let out = common::run_ok(&mut self.py_cmd(code, offline));
         stdout(&out)
     }
 

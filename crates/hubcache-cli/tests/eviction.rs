@@ -52,15 +52,7 @@ impl Env {
     }
 
     fn ok(&self, args: &[&str]) -> Output {
-        let out = self.hubcache().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "hubcache {args:?} failed: {}\n{}\n{}",
-            out.status,
-            stdout(&out),
-            stderr(&out)
-        );
-        out
+        common::run_ok(self.hubcache().args(args))
     }
 
     fn py_cmd(&self, code: &str, offline: bool) -> Command {
@@ -74,13 +66,7 @@ impl Env {
 
     /// Runs Python and returns its last stdout line.
     fn py(&self, code: &str, offline: bool) -> String {
-        let out = self.py_cmd(code, offline).output().unwrap();
-        assert!(
-            out.status.success(),
-            "python failed:\n{}\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
+        let out = common::run_ok(&mut self.py_cmd(code, offline));
         stdout(&out).trim().lines().last().unwrap_or("").to_string()
     }
 
