@@ -15,8 +15,9 @@ use hubcache::cache::delete::{self, CleanupLock, DeletePlan, ExecuteReport, Targ
 use hubcache::cache::evict::{self, EvictReason, EvictionPlan, EvictionPolicy};
 use hubcache::cache::layout::GC_LOCK_NAME;
 use hubcache::cache::scan::{self, CacheInfo, CachedRepoType};
-use hubcache::cache::verify::{self, Finding, HubTrees, VerifySelection};
+use hubcache::cache::verify::{self, Finding, VerifySelection};
 use hubcache::cache::CacheError;
+use hubcache::download::trees::HubTrees;
 use hubcache::{HubBuilder, Settings, Token};
 
 use crate::cache_view::{self, format_size, format_timesince, Age, Filter, Sort};
@@ -559,7 +560,7 @@ fn verify_cmd(settings: &Settings, args: VerifyArgs) -> CmdResult {
         if let Some(t) = &args.token {
             builder = builder.token(Token::parse(t));
         }
-        Some(HubTrees::new(builder.build()?.client().clone())?)
+        Some(HubTrees::new(builder.build()?.client().clone()))
     } else {
         None
     };
@@ -577,7 +578,7 @@ fn verify_cmd(settings: &Settings, args: VerifyArgs) -> CmdResult {
                 out(&format!(
                     "corrupt: {}: expected {} {}, got {actual}",
                     file_path.display(),
-                    expected.algorithm,
+                    expected.kind,
                     expected.hex
                 ));
             }
@@ -602,7 +603,7 @@ fn verify_cmd(settings: &Settings, args: VerifyArgs) -> CmdResult {
                 out(&format!(
                     "mismatch: {}: the Hub says {} {}, the file hashes to {actual}",
                     file_path.display(),
-                    expected.algorithm,
+                    expected.kind,
                     expected.hex
                 ));
             }

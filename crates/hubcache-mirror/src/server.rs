@@ -13,9 +13,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use axum::Router;
 use hubcache::cache::commit;
-use hubcache::cache::import::lfs_pointer_size;
 use hubcache::cache::tree::TreeFile;
 use hubcache::hub::HubError;
+use hubcache::repo::lfs::lfs_pointer_size;
 use hubcache::{CommitHash, FileRequest, Hub, HubBuilder, Repo, RepoPath, Revision};
 use tokio::net::TcpListener;
 
@@ -536,7 +536,7 @@ fn entry_json(path: &str, file: Option<&TreeFile>) -> serde_json::Value {
             e
         }
         None => {
-            let oid = hubcache::cache::import::git_blob_sha1(format!("tree {path}").as_bytes());
+            let oid = hubcache::digest::git_blob_sha1(format!("tree {path}").as_bytes());
             serde_json::json!({ "type": "directory", "oid": oid, "size": 0, "path": path })
         }
     }

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use hubcache::cache::import::{is_lfs, lfs_pointer_oid};
 use hubcache::cache::lookup;
 use hubcache::cache::tree::{self, TreeFile};
 use hubcache::cache::CacheLayout;
-use hubcache::hub::transfer::{hash_file, HashKind};
+use hubcache::digest::hash_file;
 use hubcache::repo::is_valid_etag;
+use hubcache::repo::lfs::blob_digest_kind;
 use hubcache::{CommitHash, Repo, RepoPath, Revision};
 
 /// A file the mirror can serve.
@@ -163,23 +163,7 @@ impl Store {
         if !is_valid_etag(&etag) {
             return None;
         }
-        let meta = if HashKind::for_etag(&etag) == HashKind::Sha256 {
-            TreeFile {
-                size,
-                blob_id: lfs_pointer_oid(&etag, size),
-                lfs_sha256: Some(etag),
-                lfs_size: Some(size),
-                xet_hash: None,
-            }
-        } else {
-            TreeFile {
-                size,
-                blob_id: etag,
-                lfs_sha256: None,
-                lfs_size: None,
-                xet_hash: None,
-            }
-        };
+        let meta = TreeFile::for_blob(etag, size);
         Some(CachedFile {
             meta,
             disk: disk.to_path_buf(),
@@ -193,12 +177,7 @@ impl Store {
         if let Some(h) = self.hashed.lock().ok()?.get(&key) {
             return Some(h.clone());
         }
-        let kind = if is_lfs(rel.as_str(), size) {
-            HashKind::Sha256
-        } else {
-            HashKind::GitSha1
-        };
-        let digest = hash_file(disk, kind).ok()??;
+        let digest = hash_file(disk, blob_digest_kind(rel.as_str(), size)).ok()?;
         self.hashed.lock().ok()?.insert(key, digest.clone());
         Some(digest)
     }

@@ -267,12 +267,7 @@ impl Error {
             } => {
                 hints.push("the server sent corrupt or truncated data; retry, and report it if it persists".into());
             }
-            Error::Lock(LockError::Timeout { path, .. }) => {
-                hints.push(format!(
-                    "another process holds {}; wait for it, or remove the lock file if that process is gone",
-                    path.display()
-                ));
-            }
+            Error::Lock(e) => hints.extend(e.hints()),
             Error::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 hints.push("check the cache folder's permissions, or choose another with --cache-dir".into());
             }

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod cache;
 #[cfg(feature = "deploy")]
 pub mod deploy;
+pub mod digest;
 pub mod download;
 pub mod error;
 pub mod fs;

@@ -60,6 +60,27 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// What the user can do about it, one line each (shared by every layer that forwards it).
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            LockError::Timeout { path, .. } => vec![
+                format!(
+                    "another process holds {}; wait for it to finish and run the command again",
+                    path.display()
+                ),
+                "set HUBCACHE_LOCK_TIMEOUT (seconds) to wait longer; if the holder is gone, its lock is released \
+                 with it (flock), so a stuck wait means a live process"
+                    .into(),
+            ],
+            LockError::Io { .. } => vec![
+                "check that the cache's .locks folder is writable".into(),
+                "on a file system without flock, set HUBCACHE_DISABLE_FLOCK=1".into(),
+            ],
+        }
+    }
+}
+
 /// A flock (exclusive or shared) held until dropped. The lock file stays on disk, as in Python.
 #[derive(Debug)]
 pub struct LockedFile {

@@ -7,7 +7,6 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::hub::HubError;
 use crate::lock::LockError;
 
 /// Why a cache management operation could not run.
@@ -75,9 +74,9 @@ pub enum CacheError {
         repo: String,
         /// The commit listed.
         revision: String,
-        /// The Hub's answer.
+        /// The Hub's answer (the cache layer does not know the Hub client's error type).
         #[source]
-        source: HubError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The repo cannot be compared with the Hub (its folder name is not a valid repo id or type).
     #[error("{repo} cannot be compared with the Hub: {reason}")]
@@ -110,11 +109,7 @@ impl CacheError {
                 vec!["check the cache folder's permissions (you may need to run as its owner)".into()]
             }
             CacheError::Io { .. } => Vec::new(),
-            CacheError::Lock(LockError::Timeout { path, .. }) => vec![format!(
-                "another process holds {}; wait for it to finish and run the command again",
-                path.display()
-            )],
-            CacheError::Lock(_) => vec!["check that the cache's .locks folder is writable".into()],
+            CacheError::Lock(e) => e.hints(),
             CacheError::RepoNotCached { .. } | CacheError::NothingMatched { .. } => vec![
                 "`hubcache cache ls` lists the cached repos; `--revisions` shows their commits".into(),
                 "pass --repo-type dataset (or space) for non-model repos".into(),

@@ -7,85 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
+use sha1::{Digest as _, Sha1};
 
 use super::commit::{self, LinkMode};
 use super::layout::CacheLayout;
 use super::tree::{self, TreeFile};
+use crate::digest::{hash_file_both, hex};
 use crate::error::{Error, Result};
+use crate::repo::lfs::is_lfs;
 use crate::repo::{CommitHash, Repo, RepoPath};
-
-/// Files at least this large are stored as LFS objects, as on the Hub.
-pub const LFS_THRESHOLD: u64 = 10 * 1024 * 1024;
-
-/// Extensions the Hub's default `.gitattributes` stores in LFS whatever their size.
-const LFS_EXTENSIONS: &[&str] = &[
-    "7z",
-    "arrow",
-    "bin",
-    "bz2",
-    "ckpt",
-    "ftz",
-    "gguf",
-    "gz",
-    "h5",
-    "joblib",
-    "mlmodel",
-    "model",
-    "msgpack",
-    "npy",
-    "npz",
-    "onnx",
-    "ot",
-    "parquet",
-    "pb",
-    "pickle",
-    "pkl",
-    "pt",
-    "pth",
-    "rar",
-    "safetensors",
-    "tar",
-    "tflite",
-    "tgz",
-    "wasm",
-    "xz",
-    "zip",
-    "zst",
-];
-
-/// Whether the Hub would store this file in LFS.
-pub fn is_lfs(path: &str, size: u64) -> bool {
-    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    size >= LFS_THRESHOLD || ext.is_some_and(|e| LFS_EXTENSIONS.contains(&e.as_str()))
-}
-
-/// Git blob id of an LFS pointer file for content with this sha256 and size.
-pub fn lfs_pointer_oid(sha256: &str, size: u64) -> String {
-    let pointer = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n");
-    git_blob_sha1(pointer.as_bytes())
-}
-
-/// Size of that pointer file.
-pub fn lfs_pointer_size(sha256: &str, size: u64) -> u64 {
-    format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n").len() as u64
-}
-
-/// Git blob sha1 of in-memory content.
-pub fn git_blob_sha1(content: &[u8]) -> String {
-    let mut h = Sha1::new();
-    h.update(format!("blob {}\0", content.len()).as_bytes());
-    h.update(content);
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The commit id of a listing: sha1 over the repo id and every (path, blob id).
 pub fn commit_id(repo: &Repo, files: &BTreeMap<RepoPath, TreeFile>) -> Result<CommitHash> {
@@ -95,33 +27,6 @@ pub fn commit_id(repo: &Repo, files: &BTreeMap<RepoPath, TreeFile>) -> Result<Co
         h.update(format!("{} {} {}\n", path, f.blob_id, f.etag()).as_bytes());
     }
     Ok(CommitHash::new(&hex(&h.finalize()))?)
-}
-
-/// Hashes one file both ways in a single pass: (git blob sha1, sha256, size).
-fn hash_both(path: &Path) -> io::Result<(String, String, u64)> {
-    let mut f = fs::File::open(path)?;
-    let size = f.metadata()?.len();
-    let mut sha1 = Sha1::new();
-    sha1.update(format!("blob {size}\0").as_bytes());
-    let mut sha256 = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut read = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        sha1.update(&buf[..n]);
-        sha256.update(&buf[..n]);
-    }
-    if read != size {
-        return Err(io::Error::other(format!(
-            "{} changed while it was read",
-            path.display()
-        )));
-    }
-    Ok((hex(&sha1.finalize()), hex(&sha256.finalize()), size))
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(RepoPath, PathBuf)>) -> Result<()> {
@@ -170,24 +75,12 @@ pub fn add_folder(cache: &CacheLayout, repo: &Repo, branch: &str, dir: &Path, li
     let mut sources = BTreeMap::new();
     let mut bytes = 0;
     for (rel, src) in found {
-        let (git, sha256, size) = hash_both(&src).map_err(|e| Error::io("read", &src, e))?;
+        let (git, sha256, size) = hash_file_both(&src).map_err(|e| Error::io("read", &src, e))?;
         bytes += size;
         let file = if is_lfs(rel.as_str(), size) {
-            TreeFile {
-                size,
-                blob_id: lfs_pointer_oid(&sha256, size),
-                lfs_sha256: Some(sha256),
-                lfs_size: Some(size),
-                xet_hash: None,
-            }
+            TreeFile::lfs(sha256, size)
         } else {
-            TreeFile {
-                size,
-                blob_id: git,
-                lfs_sha256: None,
-                lfs_size: None,
-                xet_hash: None,
-            }
+            TreeFile::regular(git, size)
         };
         sources.insert(rel.clone(), src);
         listing.insert(rel, file);
@@ -229,17 +122,6 @@ pub fn add_folder(cache: &CacheLayout, repo: &Repo, branch: &str, dir: &Path, li
 mod tests {
     use super::*;
     use crate::repo::{RepoId, RepoType};
-
-    #[test]
-    fn lfs_rules_and_pointer() {
-        assert!(is_lfs("model.safetensors", 10));
-        assert!(is_lfs("x/pytorch_model.BIN", 10));
-        assert!(is_lfs("big.json", LFS_THRESHOLD));
-        assert!(!is_lfs("config.json", 100));
-        let sha = "a".repeat(64);
-        assert_eq!(lfs_pointer_size(&sha, 1000), 125 + 4);
-        assert_eq!(git_blob_sha1(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
-    }
 
     #[test]
     fn import_is_deterministic_and_readable() {

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::DigestKind;
+use crate::repo::lfs::lfs_pointer_oid;
 use crate::repo::RepoPath;
 
 /// One file of a commit listing.
@@ -31,6 +33,36 @@ pub struct TreeFile {
 }
 
 impl TreeFile {
+    /// An LFS file: its content's sha256 and size (the git blob id is its pointer's).
+    pub fn lfs(sha256: String, size: u64) -> TreeFile {
+        TreeFile {
+            size,
+            blob_id: lfs_pointer_oid(&sha256, size),
+            lfs_sha256: Some(sha256),
+            lfs_size: Some(size),
+            xet_hash: None,
+        }
+    }
+
+    /// A regular (non-LFS) file: its git blob id and size.
+    pub fn regular(blob_id: String, size: u64) -> TreeFile {
+        TreeFile {
+            size,
+            blob_id,
+            lfs_sha256: None,
+            lfs_size: None,
+            xet_hash: None,
+        }
+    }
+
+    /// The listing entry of a blob stored under `etag`: LFS when the etag is a sha256.
+    pub fn for_blob(etag: String, size: u64) -> TreeFile {
+        match DigestKind::for_etag(&etag) {
+            Some(DigestKind::Sha256) => TreeFile::lfs(etag, size),
+            _ => TreeFile::regular(etag, size),
+        }
+    }
+
     /// The etag the blob is stored under: the LFS sha256, else the git blob id.
     pub fn etag(&self) -> &str {
         self.lfs_sha256.as_deref().unwrap_or(&self.blob_id)

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use super::error::CacheError;
 use super::scan::{self, CachedRepoType, SnapshotEntry};
 use super::tree;
-use crate::hub::transfer::{hash_file, HashKind};
-use crate::hub::HubClient;
+pub use crate::digest::Digest;
+use crate::digest::{hash_file, DigestKind};
 use crate::repo::{Repo, RepoId, RepoPath, RepoType};
 
 /// Which part of the cache to verify.
@@ -35,38 +35,6 @@ pub struct VerifySelection {
     pub repo: Option<(CachedRepoType, String)>,
     /// One revision of that repo (a ref or a commit); `None` verifies all of them.
     pub revision: Option<String>,
-}
-
-/// A digest to compare with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest {
-    /// `sha256` or `git-sha1`.
-    pub algorithm: &'static str,
-    /// Lower-case hex.
-    pub hex: String,
-}
-
-impl Digest {
-    /// The digest an etag-like name stands for, if it is one.
-    pub fn from_name(name: &str) -> Option<Digest> {
-        let algorithm = match HashKind::for_etag(name) {
-            HashKind::Sha256 => "sha256",
-            HashKind::GitSha1 => "git-sha1",
-            HashKind::Unverifiable => return None,
-        };
-        Some(Digest {
-            algorithm,
-            hex: name.to_ascii_lowercase(),
-        })
-    }
-
-    fn kind(&self) -> HashKind {
-        if self.algorithm == "sha256" {
-            HashKind::Sha256
-        } else {
-            HashKind::GitSha1
-        }
-    }
 }
 
 /// One problem found.
@@ -158,50 +126,9 @@ pub trait TreeSource {
     fn files(&self, repo: &Repo, commit: &str) -> Result<BTreeMap<String, Digest>, CacheError>;
 }
 
-/// A [`TreeSource`] that asks the Hub (`GET /api/{type}s/{id}/tree/{commit}?recursive=true`).
-pub struct HubTrees {
-    client: HubClient,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl HubTrees {
-    /// Wraps a client with a small runtime of its own, for synchronous callers.
-    pub fn new(client: HubClient) -> Result<HubTrees, CacheError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CacheError::io("start the runtime for", PathBuf::from("hubcache"), e))?;
-        Ok(HubTrees { client, runtime })
-    }
-}
-
-impl TreeSource for HubTrees {
+impl<T: TreeSource + ?Sized> TreeSource for &T {
     fn files(&self, repo: &Repo, commit: &str) -> Result<BTreeMap<String, Digest>, CacheError> {
-        let entries = self
-            .runtime
-            .block_on(self.client.list_tree(repo, commit))
-            .map_err(|source| CacheError::Remote {
-                repo: format!("{}/{}", repo.repo_type, repo.id),
-                revision: commit.to_string(),
-                source,
-            })?;
-        Ok(entries
-            .into_iter()
-            .filter(|e| e.kind == "file")
-            .map(|e| {
-                let digest = match &e.lfs {
-                    Some(lfs) if !lfs.oid.is_empty() => Digest {
-                        algorithm: "sha256",
-                        hex: lfs.oid.to_ascii_lowercase(),
-                    },
-                    _ => Digest {
-                        algorithm: "git-sha1",
-                        hex: e.oid.to_ascii_lowercase(),
-                    },
-                };
-                (e.path, digest)
-            })
-            .collect())
+        (**self).files(repo, commit)
     }
 }
 
@@ -326,13 +253,13 @@ fn expected_digest(
             .blob_path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(Digest::from_name)
+            .and_then(Digest::from_etag)
         {
             return Some(d);
         }
     }
     let path = RepoPath::new(rel?).ok()?;
-    Digest::from_name(listing.as_ref()?.get(&path)?.etag())
+    Digest::from_etag(listing.as_ref()?.get(&path)?.etag())
 }
 
 /// Verifies the selected part of the cache; `remote` adds the comparison with the Hub.
@@ -418,7 +345,7 @@ fn unused_blobs(folder: &Path, used: &[PathBuf], checks: &mut Vec<Check>) {
         checks.push(Check {
             file_path: path.clone(),
             blob_path: path,
-            expected: Digest::from_name(&name),
+            expected: Digest::from_etag(&name),
         });
     }
 }
@@ -486,11 +413,11 @@ pub fn compare_listing(
 /// Hashes every distinct (content, algorithm) once, in parallel, and records the findings.
 fn run_checks(checks: Vec<Check>, remote_checks: Vec<(PathBuf, Digest)>, report: &mut VerifyReport) {
     // Contents are keyed by the first hop: all files that share a blob share one hash.
-    let mut jobs: Vec<(PathBuf, &'static str)> = Vec::new();
-    let mut index: HashMap<(PathBuf, &'static str), usize> = HashMap::new();
+    let mut jobs: Vec<(PathBuf, DigestKind)> = Vec::new();
+    let mut index: HashMap<(PathBuf, DigestKind), usize> = HashMap::new();
     let mut job_of = |path: &Path, d: &Digest| -> usize {
-        *index.entry((path.to_path_buf(), d.algorithm)).or_insert_with(|| {
-            jobs.push((path.to_path_buf(), d.algorithm));
+        *index.entry((path.to_path_buf(), d.kind)).or_insert_with(|| {
+            jobs.push((path.to_path_buf(), d.kind));
             jobs.len() - 1
         })
     };
@@ -511,14 +438,9 @@ fn run_checks(checks: Vec<Check>, remote_checks: Vec<(PathBuf, Digest)>, report:
             (file, d, job)
         })
         .collect();
-    let results = scan::parallel_map(&jobs, scan::io_threads(), |(path, algorithm)| {
-        let kind = Digest {
-            algorithm,
-            hex: String::new(),
-        }
-        .kind();
+    let results = scan::parallel_map(&jobs, scan::io_threads(), |(path, kind)| {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        hash_file(path, kind).map(|d| (d.unwrap_or_default(), size))
+        hash_file(path, *kind).map(|d| (d, size))
     });
     report.hashed = jobs.len();
     report.bytes = results.iter().filter_map(|r| r.as_ref().ok()).map(|(_, s)| s).sum();
@@ -527,7 +449,7 @@ fn run_checks(checks: Vec<Check>, remote_checks: Vec<(PathBuf, Digest)>, report:
         report.files += 1;
         let Some(expected) = c.expected else { continue };
         match &results[job] {
-            Ok((actual, _)) if *actual == expected.hex => {}
+            Ok((actual, _)) if expected.matches(actual) => {}
             Ok((actual, _)) => report.findings.push(Finding::Corrupt {
                 file_path: c.file_path,
                 blob_path: c.blob_path,
@@ -546,7 +468,7 @@ fn run_checks(checks: Vec<Check>, remote_checks: Vec<(PathBuf, Digest)>, report:
     }
     for (file, expected, job) in remote_wanted {
         if let Ok((actual, _)) = &results[job] {
-            if *actual != expected.hex {
+            if !expected.matches(actual) {
                 report.findings.push(Finding::RemoteMismatch {
                     file_path: file,
                     expected,
@@ -574,18 +496,7 @@ mod tests {
     use crate::cache::scan::tests::{add_file, add_ref, C1, C2};
     use std::cell::Cell;
 
-    fn sha256(data: &[u8]) -> String {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    fn git_sha1(data: &[u8]) -> String {
-        use sha1::Digest as _;
-        let mut h = sha1::Sha1::new();
-        h.update(format!("blob {}\0", data.len()).as_bytes());
-        h.update(data);
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::digest::{git_blob_sha1 as git_sha1, sha256_hex as sha256};
 
     /// A repo with a git-sha1 file, an LFS file (shared by two revisions) and a nested file.
     fn fixture(cache: &Path) -> PathBuf {
@@ -693,14 +604,14 @@ mod tests {
     fn remote_listing_missing_extra_and_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path());
-        let d = |a: &'static str, h: String| Digest { algorithm: a, hex: h };
+        let d = |kind: DigestKind, hex: String| Digest { kind, hex };
         let mut hub = BTreeMap::new();
         hub.insert(
             "model.safetensors".to_string(),
-            d("sha256", sha256(&vec![7u8; 300_000])),
+            d(DigestKind::Sha256, sha256(&vec![7u8; 300_000])),
         );
-        hub.insert("a/b.txt".to_string(), d("git-sha1", git_sha1(b"other")));
-        hub.insert("README.md".to_string(), d("git-sha1", git_sha1(b"readme")));
+        hub.insert("a/b.txt".to_string(), d(DigestKind::GitSha1, git_sha1(b"other")));
+        hub.insert("README.md".to_string(), d(DigestKind::GitSha1, git_sha1(b"readme")));
         let trees = FakeTrees(hub, Cell::new(0));
         let sel = VerifySelection {
             repo: Some((CachedRepoType::Model, "org/m".into())),

@@ -12,16 +12,15 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
 use super::DeployError;
 use crate::cache::commit::{self, LinkMode};
-use crate::cache::import::is_lfs;
 use crate::cache::layout::CacheLayout;
 use crate::cache::tree::{self, TreeFile};
-use crate::hub::transfer::HashKind;
+use crate::digest::{self, DigestKind, Digests, HashThread};
+use crate::repo::lfs::blob_digest_kind;
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoId, RepoPath, RepoType, Revision};
 
 /// Bundle format name and version in `manifest.json`.
@@ -96,44 +95,23 @@ pub struct BundleReport {
     pub bundle_bytes: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Bytes gathered before a chunk is handed to the hasher thread.
 const HASH_CHUNK: usize = 1 << 20;
 
-/// Hashes on its own thread (sha256 always, git blob sha1 when asked), so hashing overlaps
-/// the reads and writes instead of following them; memory is bounded by a small queue.
+/// Gathers what is read into chunks for a [`HashThread`] (sha256 always, git blob sha1 when
+/// asked), so hashing overlaps the reads and writes instead of following them.
 struct Hasher {
     buf: Vec<u8>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    handle: Option<std::thread::JoinHandle<(String, Option<String>)>>,
+    thread: HashThread,
     read: u64,
 }
 
 impl Hasher {
     fn new(git_size: Option<u64>) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-        let handle = std::thread::spawn(move || {
-            let mut sha256 = Sha256::new();
-            let mut git = git_size.map(|size| {
-                let mut h = Sha1::new();
-                h.update(format!("blob {size}\0").as_bytes());
-                h
-            });
-            for chunk in rx {
-                sha256.update(&chunk);
-                if let Some(g) = &mut git {
-                    g.update(&chunk);
-                }
-            }
-            (hex(&sha256.finalize()), git.map(|g| hex(&g.finalize())))
-        });
+        let hasher = git_size.map_or_else(digest::Hasher::sha256, digest::Hasher::both);
         Hasher {
             buf: Vec::with_capacity(HASH_CHUNK),
-            tx: Some(tx),
-            handle: Some(handle),
+            thread: HashThread::spawn(hasher, 8, |_| Ok(())),
             read: 0,
         }
     }
@@ -153,30 +131,20 @@ impl Hasher {
             return;
         }
         self.read += data.len() as u64;
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(data);
-        }
+        self.thread.update(Bytes::from(data));
     }
 
     fn ship(&mut self) {
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(HASH_CHUNK));
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(full);
-        }
+        self.thread.update(Bytes::from(full));
     }
 
-    /// (sha256, git sha1 if asked, bytes seen).
-    fn finish(mut self) -> (String, Option<String>, u64) {
+    /// The digests and the bytes seen (no digest if the hasher thread failed).
+    fn finish(mut self) -> (Digests, u64) {
         if !self.buf.is_empty() {
             self.ship();
         }
-        drop(self.tx.take());
-        let (sha, git) = self
-            .handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_else(|| (String::new(), None));
-        (sha, git, self.read)
+        (self.thread.finish().unwrap_or_default(), self.read)
     }
 }
 
@@ -194,7 +162,7 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    fn finish(self) -> (String, Option<String>, u64) {
+    fn finish(self) -> (Digests, u64) {
         self.hasher.finish()
     }
 }
@@ -204,15 +172,6 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
-    }
-}
-
-/// Whether content with these digests is the blob named `etag`.
-fn matches_etag(etag: &str, sha256: &str, git: Option<&str>) -> bool {
-    match HashKind::for_etag(etag) {
-        HashKind::Sha256 => sha256.eq_ignore_ascii_case(etag),
-        HashKind::GitSha1 => git.is_some_and(|g| g.eq_ignore_ascii_case(etag)),
-        HashKind::Unverifiable => false,
     }
 }
 
@@ -254,14 +213,8 @@ fn snapshot_entries(
                     let size = fs::metadata(&path)
                         .map_err(|e| DeployError::io("read", &path, e))?
                         .len();
-                    let kind = if is_lfs(rel.as_str(), size) {
-                        HashKind::Sha256
-                    } else {
-                        HashKind::GitSha1
-                    };
-                    crate::hub::transfer::hash_file(&path, kind)
+                    digest::hash_file(&path, blob_digest_kind(rel.as_str(), size))
                         .map_err(|e| DeployError::io("read", &path, e))?
-                        .unwrap_or_default()
                 }
             };
             if !is_valid_etag(&etag) {
@@ -323,12 +276,12 @@ pub fn export(
     // sha256 of each blob: the etag itself for LFS blobs; computed for git-sha1 blobs.
     let mut infos = BTreeMap::new();
     for (etag, (disk, size)) in &blobs {
-        let sha256 = if HashKind::for_etag(etag) == HashKind::Sha256 {
+        let sha256 = if DigestKind::for_etag(etag) == Some(DigestKind::Sha256) {
             etag.to_ascii_lowercase()
         } else {
             let mut r = HashingReader::new(File::open(disk).map_err(|e| DeployError::io("read", disk, e))?, None);
             io::copy(&mut r, &mut io::sink()).map_err(|e| DeployError::io("read", disk, e))?;
-            r.finish().0
+            r.finish().0.sha256.unwrap_or_default()
         };
         infos.insert(etag.clone(), BlobInfo { size: *size, sha256 });
     }
@@ -498,13 +451,13 @@ fn write_tar(
         .map_err(|e| DeployError::io("write", path, e))?;
     for (etag, (disk, size)) in blobs {
         let src = File::open(disk).map_err(|e| DeployError::io("read", disk, e))?;
-        let git = (HashKind::for_etag(etag) == HashKind::GitSha1).then_some(*size);
+        let git = (DigestKind::for_etag(etag) == Some(DigestKind::GitSha1)).then_some(*size);
         let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, src).take(*size), git);
         let mut h = header(*size);
         tar.append_data(&mut h, format!("blobs/{etag}"), &mut reader)
             .map_err(|e| DeployError::io("write", path, e))?;
-        let (sha256, git, read) = reader.finish();
-        if read != *size || !matches_etag(etag, &sha256, git.as_deref()) {
+        let (digests, read) = reader.finish();
+        if read != *size || !digests.matches_etag(etag) {
             return Err(DeployError::Export(format!(
                 "{} does not match its blob name {etag} (corrupt cache; run `hubcache cache verify`)",
                 disk.display()
@@ -525,10 +478,10 @@ fn validate(m: &BundleManifest) -> Result<Plan, String> {
         return Err(format!("not a {FORMAT} v{VERSION} bundle"));
     }
     for (etag, info) in &m.blobs {
-        if HashKind::for_etag(etag) == HashKind::Unverifiable {
+        if DigestKind::for_etag(etag).is_none() {
             return Err(format!("invalid blob name `{}`", etag.escape_debug()));
         }
-        if HashKind::for_etag(&info.sha256) != HashKind::Sha256 {
+        if DigestKind::for_etag(&info.sha256) != Some(DigestKind::Sha256) {
             return Err(format!("invalid sha256 for blob {etag}"));
         }
     }
@@ -632,7 +585,7 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
                 info.size
             )));
         }
-        let git = (HashKind::for_etag(&etag) == HashKind::GitSha1).then_some(info.size);
+        let git = (DigestKind::for_etag(&etag) == Some(DigestKind::GitSha1)).then_some(info.size);
         let mut hasher = Hasher::new(git);
         let dest = staging_dir.join(&etag);
         let mut out = File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?;
@@ -649,11 +602,15 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
             out.write_all(&chunk).map_err(|e| DeployError::io("write", &dest, e))?;
             hasher.update_owned(chunk);
         }
-        let (sha256, git, read) = hasher.finish();
+        let (digests, read) = hasher.finish();
         if read != info.size {
             return Err(refuse(format!("blob {etag} is truncated")));
         }
-        if !sha256.eq_ignore_ascii_case(&info.sha256) || !matches_etag(&etag, &sha256, git.as_deref()) {
+        let sha_ok = digests
+            .sha256
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&info.sha256));
+        if !sha_ok || !digests.matches_etag(&etag) {
             return Err(refuse(format!(
                 "blob {etag} does not match its hash (tampered or damaged)"
             )));

@@ -10,8 +10,8 @@ use super::file::{describe_file, KnownFile};
 use super::{FileRequest, Hub};
 use crate::cache::layout::{join_repo_path, CACHEDIR_TAG};
 use crate::cache::lookup::CacheLookup;
+use crate::digest::{hash_file, DigestKind};
 use crate::error::{Error, Result};
-use crate::hub::transfer::{hash_file, HashKind};
 use crate::lock::LockedFile;
 use crate::repo::{CommitHash, Repo, RepoPath, Revision};
 
@@ -180,9 +180,10 @@ impl Hub {
                 write_metadata(&paths, known.commit.as_str(), &known.etag)?;
                 return Ok(paths.file);
             }
-            if meta.is_none() && HashKind::for_etag(&known.etag) == HashKind::Sha256 {
-                let local = hash_file(&paths.file, HashKind::Sha256).map_err(|e| Error::io("read", &paths.file, e))?;
-                if local.as_deref() == Some(known.etag.as_str()) {
+            if meta.is_none() && DigestKind::for_etag(&known.etag) == Some(DigestKind::Sha256) {
+                let local =
+                    hash_file(&paths.file, DigestKind::Sha256).map_err(|e| Error::io("read", &paths.file, e))?;
+                if local == known.etag {
                     write_metadata(&paths, known.commit.as_str(), &known.etag)?;
                     return Ok(paths.file);
                 }

@@ -4,6 +4,7 @@ pub(crate) mod file;
 mod local_dir;
 pub mod patterns;
 mod snapshot;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

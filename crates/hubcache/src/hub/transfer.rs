@@ -10,19 +10,15 @@
 //! discards a resumed file that fails it.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::thread::JoinHandle;
-
-use bytes::Bytes;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
 use super::client::HubClient;
 use super::error::HubError;
+use crate::digest::{hash_file, DigestKind, HashThread, Hasher};
 use crate::progress::FileProgress;
+use bytes::Bytes;
 
 /// Small network chunks are gathered up to this size before one write + one hash message;
 /// larger ones are written and hashed as they arrive, without a copy.
@@ -37,29 +33,6 @@ const MAX_UNANNOUNCED: u64 = 50_000_000_000;
 /// Broken transfers retried without progress before giving up.
 const MAX_STALLED_RESUMES: u32 = 5;
 
-/// Which digest proves the content, from the shape of the etag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashKind {
-    /// 64 hex: SHA-256 of the content (LFS files).
-    Sha256,
-    /// 40 hex: git blob SHA-1 (`blob <size>\0` + content).
-    GitSha1,
-    /// Anything else: nothing to check against.
-    Unverifiable,
-}
-
-impl HashKind {
-    /// The digest an etag names.
-    pub fn for_etag(etag: &str) -> HashKind {
-        let hex = etag.bytes().all(|b| b.is_ascii_hexdigit());
-        match etag.len() {
-            64 if hex => HashKind::Sha256,
-            40 if hex => HashKind::GitSha1,
-            _ => HashKind::Unverifiable,
-        }
-    }
-}
-
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -67,10 +40,10 @@ pub enum TransferError {
     #[error(transparent)]
     Hub(#[from] HubError),
     /// Writing the temp file failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}: {source}", .path.display())]
     Io {
         /// The temp file.
-        path: String,
+        path: PathBuf,
         /// The cause.
         source: io::Error,
     },
@@ -85,63 +58,13 @@ pub enum TransferError {
     /// The content does not hash to its etag.
     #[error("content does not match its hash: expected {kind} {expected}, got {actual}")]
     Hash {
-        /// Digest kind (`sha256` or `git-sha1`).
-        kind: &'static str,
+        /// Digest kind.
+        kind: DigestKind,
         /// The etag.
         expected: String,
         /// What the bytes hash to.
         actual: String,
     },
-}
-
-enum Hasher {
-    Sha256(Sha256),
-    GitSha1(Sha1),
-    None,
-}
-
-impl Hasher {
-    fn new(kind: HashKind, size: Option<u64>) -> Hasher {
-        match (kind, size) {
-            (HashKind::Sha256, _) => Hasher::Sha256(Sha256::new()),
-            (HashKind::GitSha1, Some(size)) => {
-                let mut h = Sha1::new();
-                h.update(format!("blob {size}\0").as_bytes());
-                Hasher::GitSha1(h)
-            }
-            _ => Hasher::None,
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::GitSha1(h) => h.update(data),
-            Hasher::None => {}
-        }
-    }
-
-    fn finish(self) -> Option<String> {
-        match self {
-            Hasher::Sha256(h) => Some(hex(&h.finalize())),
-            Hasher::GitSha1(h) => Some(hex(&h.finalize())),
-            Hasher::None => None,
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-enum HashMsg {
-    Data(Bytes),
-    Reset,
 }
 
 /// The first `len` bytes of a resumed temp file, read back through a handle of its own.
@@ -171,100 +94,67 @@ impl Prefix {
     }
 }
 
-/// Feeds a hasher inline or on its own thread; both give the same digest.
+/// Feeds a hasher inline or on its own thread; both give the same digest. `None` hasher: the
+/// digest cannot be computed while streaming (git-sha1 of unknown size), the file is hashed
+/// from disk at the end.
 enum HashPipe {
-    Inline {
-        hasher: Hasher,
-        kind: HashKind,
-        size: Option<u64>,
-    },
-    Threaded {
-        tx: SyncSender<HashMsg>,
-        handle: JoinHandle<io::Result<Option<String>>>,
-    },
+    Inline(Option<Box<Hasher>>),
+    Threaded(HashThread),
 }
 
 impl HashPipe {
     /// A pipe whose digest starts with `prefix` (bytes already on disk), if any. A large prefix
     /// is read by the hasher thread, overlapping the transfer of the rest.
-    fn new(kind: HashKind, size: Option<u64>, prefix: Option<Prefix>) -> io::Result<HashPipe> {
-        let mut hasher = Hasher::new(kind, size);
-        // Without a hasher (size unknown for git-sha1) the whole file is hashed at the end.
-        let prefix = prefix.filter(|p| p.len > 0 && !matches!(hasher, Hasher::None));
+    fn new(kind: Option<DigestKind>, size: Option<u64>, prefix: Option<Prefix>) -> io::Result<HashPipe> {
+        let Some(mut hasher) = kind.and_then(|k| Hasher::for_kind(k, size)) else {
+            return Ok(HashPipe::Inline(None));
+        };
+        let prefix = prefix.filter(|p| p.len > 0);
         let large =
             size.is_some_and(|s| s >= THREADED_HASH_MIN) || prefix.as_ref().is_some_and(|p| p.len >= THREADED_HASH_MIN);
-        if matches!(hasher, Hasher::None) || !large {
+        if !large {
             if let Some(p) = &prefix {
                 p.hash_into(&mut hasher)?;
             }
-            return Ok(HashPipe::Inline { hasher, kind, size });
+            return Ok(HashPipe::Inline(Some(Box::new(hasher))));
         }
-        let (tx, rx) = sync_channel::<HashMsg>(HASH_QUEUE);
-        let handle = std::thread::spawn(move || {
-            let mut failed = prefix.and_then(|p| p.hash_into(&mut hasher).err());
-            for msg in rx {
-                match msg {
-                    HashMsg::Data(b) if failed.is_none() => hasher.update(&b),
-                    HashMsg::Data(_) => {}
-                    HashMsg::Reset => {
-                        hasher = Hasher::new(kind, size);
-                        failed = None;
-                    }
-                }
-            }
-            match failed {
-                Some(e) => Err(e),
-                None => Ok(hasher.finish()),
-            }
-        });
-        Ok(HashPipe::Threaded { tx, handle })
+        Ok(HashPipe::Threaded(HashThread::spawn(hasher, HASH_QUEUE, move |h| {
+            prefix.map_or(Ok(()), |p| p.hash_into(h))
+        })))
     }
 
     fn update(&mut self, data: Bytes) {
         match self {
-            HashPipe::Inline { hasher, .. } => hasher.update(&data),
-            HashPipe::Threaded { tx, .. } => {
-                let _ = tx.send(HashMsg::Data(data));
+            HashPipe::Inline(hasher) => {
+                if let Some(h) = hasher {
+                    h.update(&data);
+                }
             }
+            HashPipe::Threaded(t) => t.update(data),
         }
     }
 
     fn reset(&mut self) {
         match self {
-            HashPipe::Inline { hasher, kind, size } => *hasher = Hasher::new(*kind, *size),
-            HashPipe::Threaded { tx, .. } => {
-                let _ = tx.send(HashMsg::Reset);
+            HashPipe::Inline(hasher) => {
+                if let Some(h) = hasher {
+                    h.reset();
+                }
             }
+            HashPipe::Threaded(t) => t.reset(),
         }
     }
 
+    /// The digest, or `None` when it could not be computed while streaming.
     fn finish(self) -> io::Result<Option<String>> {
-        match self {
-            HashPipe::Inline { hasher, .. } => Ok(hasher.finish()),
-            HashPipe::Threaded { tx, handle } => {
-                drop(tx);
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("the hasher thread panicked")))
-            }
-        }
+        let digests = match self {
+            HashPipe::Inline(None) => return Ok(None),
+            HashPipe::Inline(Some(h)) => (*h).finish(),
+            HashPipe::Threaded(t) => t.finish()?,
+        };
+        // The hasher was made for one kind: the digest is whichever it computed.
+        Ok(digests.sha256.or(digests.git_sha1))
     }
-}
-
-/// Hashes a whole file from disk (used when the size was not known up front).
-pub fn hash_file(path: &Path, kind: HashKind) -> io::Result<Option<String>> {
-    let mut f = File::open(path)?;
-    let size = f.metadata()?.len();
-    let mut hasher = Hasher::new(kind, Some(size));
-    let mut buf = vec![0u8; WRITE_CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish())
 }
 
 struct Sink<'a> {
@@ -278,7 +168,7 @@ struct Sink<'a> {
 impl Sink<'_> {
     fn io(&self, source: io::Error) -> TransferError {
         TransferError::Io {
-            path: self.path.display().to_string(),
+            path: self.path.to_path_buf(),
             source,
         }
     }
@@ -339,7 +229,7 @@ pub async fn download(
     resume_from: u64,
     progress: &mut dyn FileProgress,
 ) -> Result<u64, TransferError> {
-    let kind = HashKind::for_etag(etag);
+    let kind = DigestKind::for_etag(etag);
     let limit = expected_size.unwrap_or(MAX_UNANNOUNCED);
     if resume_from > limit {
         return Err(TransferError::Size {
@@ -348,7 +238,7 @@ pub async fn download(
         });
     }
     let io_err = |source: io::Error| TransferError::Io {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         source,
     };
     let prefix = match resume_from {
@@ -363,7 +253,7 @@ pub async fn download(
     let mut sink = Sink {
         file,
         path,
-        buf: Vec::with_capacity(WRITE_CHUNK.min(limit as usize + 1)),
+        buf: Vec::with_capacity(usize::try_from(limit).map_or(WRITE_CHUNK, |l| WRITE_CHUNK.min(l.saturating_add(1)))),
         hash,
         written: resume_from,
     };
@@ -449,18 +339,15 @@ pub async fn download(
             });
         }
     }
-    let actual = match sink.hash.finish().map_err(io_err)? {
-        Some(d) => Some(d),
-        None if kind == HashKind::GitSha1 => hash_file(path, kind).map_err(|e| TransferError::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?,
-        None => None,
-    };
-    if let Some(actual) = actual {
+    let streamed = sink.hash.finish().map_err(io_err)?;
+    if let Some(kind) = kind {
+        let actual = match streamed {
+            Some(d) => d,
+            None => hash_file(path, kind).map_err(io_err)?,
+        };
         if !actual.eq_ignore_ascii_case(etag) {
             return Err(TransferError::Hash {
-                kind: if kind == HashKind::Sha256 { "sha256" } else { "git-sha1" },
+                kind,
                 expected: etag.to_string(),
                 actual,
             });
@@ -474,34 +361,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_kinds_and_digests() {
-        assert_eq!(HashKind::for_etag(&"a".repeat(64)), HashKind::Sha256);
-        assert_eq!(HashKind::for_etag(&"a".repeat(40)), HashKind::GitSha1);
-        assert_eq!(HashKind::for_etag("xyz"), HashKind::Unverifiable);
-        // git hash-object of "hello\n"
-        let mut h = Hasher::new(HashKind::GitSha1, Some(6));
-        h.update(b"hello\n");
-        assert_eq!(h.finish().unwrap(), "ce013625030ba8dba906f756967f9e9ca394464a");
-        let mut h = Hasher::new(HashKind::Sha256, None);
-        h.update(b"abc");
-        assert_eq!(
-            h.finish().unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[test]
     fn threaded_pipe_matches_inline_and_resets() {
         let data = vec![7u8; (THREADED_HASH_MIN as usize) + 10];
         let size = Some(data.len() as u64);
-        let mut threaded = HashPipe::new(HashKind::Sha256, size, None).unwrap();
-        assert!(matches!(threaded, HashPipe::Threaded { .. }));
+        let mut threaded = HashPipe::new(Some(DigestKind::Sha256), size, None).unwrap();
+        assert!(matches!(threaded, HashPipe::Threaded(_)));
         threaded.update(Bytes::from_static(b"garbage"));
         threaded.reset();
         threaded.update(Bytes::from(data.clone()));
-        let mut inline = Hasher::new(HashKind::Sha256, size);
+        let mut inline = Hasher::sha256();
         inline.update(&data);
-        assert_eq!(threaded.finish().unwrap(), inline.finish());
+        assert_eq!(threaded.finish().unwrap(), inline.finish().sha256);
     }
 
     /// A prefix on disk, hashed inline (small) or on the thread (large), then the rest fed in:
@@ -513,21 +383,22 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
             let p = dir.path().join(format!("f{len}"));
             std::fs::write(&p, &data[..cut]).unwrap();
-            for kind in [HashKind::Sha256, HashKind::GitSha1] {
+            for kind in [DigestKind::Sha256, DigestKind::GitSha1] {
                 let size = Some(len as u64);
                 let prefix = Prefix {
                     file: File::open(&p).unwrap(),
                     len: cut as u64,
                 };
-                let mut pipe = HashPipe::new(kind, size, Some(prefix)).unwrap();
-                assert_eq!(
-                    matches!(pipe, HashPipe::Threaded { .. }),
-                    cut >= THREADED_HASH_MIN as usize
-                );
+                let mut pipe = HashPipe::new(Some(kind), size, Some(prefix)).unwrap();
+                assert_eq!(matches!(pipe, HashPipe::Threaded(_)), cut >= THREADED_HASH_MIN as usize);
                 pipe.update(Bytes::copy_from_slice(&data[cut..]));
-                let mut whole = Hasher::new(kind, size);
+                let mut whole = Hasher::for_kind(kind, size).unwrap();
                 whole.update(&data);
-                assert_eq!(pipe.finish().unwrap(), whole.finish(), "{kind:?} {len}");
+                assert_eq!(
+                    pipe.finish().unwrap().as_deref(),
+                    whole.finish().get(kind),
+                    "{kind:?} {len}"
+                );
             }
         }
     }
@@ -542,9 +413,9 @@ mod tests {
             file: File::open(&p).unwrap(),
             len: THREADED_HASH_MIN,
         };
-        let pipe = HashPipe::new(HashKind::Sha256, size, Some(short())).unwrap();
+        let pipe = HashPipe::new(Some(DigestKind::Sha256), size, Some(short())).unwrap();
         assert!(pipe.finish().is_err());
-        let mut pipe = HashPipe::new(HashKind::Sha256, size, Some(short())).unwrap();
+        let mut pipe = HashPipe::new(Some(DigestKind::Sha256), size, Some(short())).unwrap();
         pipe.reset();
         pipe.update(Bytes::from_static(b"abc"));
         assert!(
@@ -555,17 +426,6 @@ mod tests {
             file: File::open(&p).unwrap(),
             len: 200,
         };
-        assert!(HashPipe::new(HashKind::Sha256, Some(1000), Some(small)).is_err());
-    }
-
-    #[test]
-    fn hash_file_git() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"hello\n").unwrap();
-        assert_eq!(
-            hash_file(&p, HashKind::GitSha1).unwrap().unwrap(),
-            "ce013625030ba8dba906f756967f9e9ca394464a"
-        );
+        assert!(HashPipe::new(Some(DigestKind::Sha256), Some(1000), Some(small)).is_err());
     }
 }

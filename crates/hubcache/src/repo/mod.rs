@@ -4,6 +4,8 @@
 //! cache paths and URLs without re-checking. The same checks apply to names that come from a
 //! server (tree listings, `X-Repo-Commit`), which are just as untrusted as user input.
 
+pub mod lfs;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -402,7 +404,8 @@ impl FromStr for RepoPath {
     }
 }
 
-/// Validates an etag used as a blob file name: 40 or 64 hex characters (any case kept as is).
+/// Whether an etag is safe as a blob file name: 1–128 of `[A-Za-z0-9_-]` (any case kept as is).
+/// Safe is not verifiable: [`crate::digest::DigestKind::for_etag`] tells which names hash.
 pub fn is_valid_etag(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
