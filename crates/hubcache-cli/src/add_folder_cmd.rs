@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hubcache::cache::commit::LinkMode;
-use hubcache::cache::import;
+use hubcache::cache::add_folder::add_folder;
+use hubcache::cache::writer::WriteOptions;
 use hubcache::cache::CacheLayout;
 use hubcache::{Repo, RepoId, RepoType, Revision, Settings};
 
@@ -45,8 +45,8 @@ pub fn run(settings: &Settings, args: AddFolderArgs) -> CmdResult {
     let root = args.cache_dir.unwrap_or_else(|| settings.cache_dir.clone());
     std::fs::create_dir_all(&root).map_err(|e| hubcache::Error::io("create", &root, e))?;
     let cache = CacheLayout::new(root.canonicalize().map_err(|e| hubcache::Error::io("open", &root, e))?);
-    let mode = LinkMode::detect(cache.root(), settings.disable_symlinks);
-    let done = import::add_folder(&cache, &repo, &branch, &args.dir, mode)?;
+    let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::lock_wait_notice);
+    let done = add_folder(&cache, &repo, &branch, &args.dir, options)?;
     eprintln!(
         "imported {} files ({} bytes) as {} commit {} ({branch})",
         done.files, done.bytes, repo, done.commit

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hubcache::cache::commit::LinkMode;
+use hubcache::cache::writer::WriteOptions;
 use hubcache::cache::CacheLayout;
 use hubcache::deploy::bundle::{self, ExportItem};
 use hubcache::deploy::resolve::{self, Upgrade};
@@ -257,15 +257,19 @@ pub fn export(settings: &Settings, args: ExportArgs) -> CmdResult {
         }
     } else {
         if args.repos.is_empty() {
-            return Err(DeployError::Export("name at least one REPO[@REV], or --lock FILE".into()).into());
+            return Err(DeployError::NothingToExport.into());
         }
         let repo_type: RepoType = args.repo_type.parse().map_err(hubcache::Error::from)?;
         for spec in &args.repos {
             let (id, rev) = spec.split_once('@').unwrap_or((spec, "main"));
             let repo = Repo::new(RepoId::new(id).map_err(hubcache::Error::from)?, repo_type);
             let revision = Revision::new(rev).map_err(hubcache::Error::from)?;
-            let commit = hubcache::cache::lookup::resolve_commit(&cache.repo(&repo), &revision)
-                .ok_or_else(|| DeployError::Export(format!("{repo} @{revision} is not in the cache")))?;
+            let commit = hubcache::cache::lookup::resolve_commit(&cache.repo(&repo), &revision).ok_or_else(|| {
+                DeployError::RevisionNotCached {
+                    repo: repo.to_string(),
+                    revision: revision.to_string(),
+                }
+            })?;
             items.push(ExportItem {
                 refs: match &revision {
                     Revision::Ref(name) => vec![name.clone()],
@@ -304,9 +308,9 @@ fn parse_split(value: &str) -> Result<u64, String> {
 /// `hubcache import`.
 pub fn import(settings: &Settings, args: ImportArgs) -> CmdResult {
     let cache = cache_layout(settings, args.cache_dir.as_ref())?;
-    let mode = LinkMode::detect(cache.root(), settings.disable_symlinks);
     for b in &args.bundles {
-        let report = bundle::import(&cache, b, mode)?;
+        let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::lock_wait_notice);
+        let report = bundle::import(&cache, b, options)?;
         eprintln!(
             "imported {}: {} repos, {} entries, {} blobs ({} bytes), all verified",
             b.display(),

@@ -89,3 +89,13 @@ impl Reporter for CliReporter {
         }
     }
 }
+
+/// Tells the user a command waits for a lock another process holds (for commands that write
+/// the cache without a [`CliReporter`]).
+pub fn lock_wait_notice(lock: &Path, waited: Duration) {
+    eprintln!(
+        "waiting for another process to release {} (waited {}s)",
+        lock.display(),
+        waited.as_secs()
+    );
+}

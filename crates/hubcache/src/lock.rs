@@ -117,10 +117,28 @@ impl LockedFile {
         timeout: Duration,
         on_wait: impl Fn(&Path, Duration),
     ) -> Result<LockedFile, LockError> {
+        Self::acquire_sync(path, false, timeout, on_wait)
+    }
+
+    /// Takes a shared lock on `path` from synchronous code (see [`LockedFile::acquire_shared`]).
+    pub fn acquire_shared_blocking(
+        path: &Path,
+        timeout: Duration,
+        on_wait: impl Fn(&Path, Duration),
+    ) -> Result<LockedFile, LockError> {
+        Self::acquire_sync(path, true, timeout, on_wait)
+    }
+
+    fn acquire_sync(
+        path: &Path,
+        shared: bool,
+        timeout: Duration,
+        on_wait: impl Fn(&Path, Duration),
+    ) -> Result<LockedFile, LockError> {
         let file = open_lock_file(path)?;
         let mut waiter = Waiter::new(timeout);
         loop {
-            if let Some(held) = try_take(&file, false).map_err(|e| io_error(path, e))? {
+            if let Some(held) = try_take(&file, shared).map_err(|e| io_error(path, e))? {
                 return Ok(LockedFile::new(file, path, held));
             }
             waiter.tick(path, &on_wait)?;

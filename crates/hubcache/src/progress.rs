@@ -13,6 +13,8 @@ pub trait Reporter: Send + Sync {
     fn waiting_for_lock(&self, _lock: &Path, _waited: Duration) {}
     /// Something the user should know that is not an error (e.g. serving a cached copy).
     fn warning(&self, _message: &str) {}
+    /// Detail worth a log line but not a warning (e.g. a best-effort write the cache refused).
+    fn debug(&self, _message: &str) {}
 }
 
 /// Progress of one file transfer.

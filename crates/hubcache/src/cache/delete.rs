@@ -441,21 +441,7 @@ pub fn plan_prune_with(info: &CacheInfo, extra: &BTreeSet<RevisionKey>) -> Delet
     plan
 }
 
-/// The exclusive hold of `.locks/hubcache-gc.lock` that [`execute`] requires.
-#[derive(Debug)]
-pub struct CleanupLock {
-    _lock: LockedFile,
-}
-
-impl CleanupLock {
-    /// Takes the clean-up lock of the cache, waiting (reported through `on_wait`) while
-    /// downloads hold it.
-    pub fn acquire(cache_dir: &Path, on_wait: &dyn Fn(&Path, Duration)) -> Result<CleanupLock, CacheError> {
-        let path = CacheLayout::new(cache_dir).gc_lock();
-        let lock = LockedFile::acquire_blocking(&path, Duration::MAX, on_wait)?;
-        Ok(CleanupLock { _lock: lock })
-    }
-}
+pub use super::writer::CleanupLock;
 
 /// Why something in the plan was left in place.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,14 @@ pub enum CacheError {
         /// The cause.
         source: io::Error,
     },
+    /// A file name cannot be a path in a repo.
+    #[error("{} cannot be a file of a repo: {source}", .path.display())]
+    Name {
+        /// The file.
+        path: PathBuf,
+        /// Why the name is refused.
+        source: crate::repo::NameError,
+    },
     /// A lock of the cache could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -109,6 +117,7 @@ impl CacheError {
                 vec!["check the cache folder's permissions (you may need to run as its owner)".into()]
             }
             CacheError::Io { .. } => Vec::new(),
+            CacheError::Name { .. } => vec!["rename the file, or move it out of the folder".into()],
             CacheError::Lock(e) => e.hints(),
             CacheError::RepoNotCached { .. } | CacheError::NothingMatched { .. } => vec![
                 "`hubcache cache ls` lists the cached repos; `--revisions` shows their commits".into(),

@@ -1,18 +1,20 @@
 //! The huggingface_hub cache: layout, read-only lookups, the writes that change it, and its
 //! management (scan, delete and prune, eviction, verify).
 
+pub mod add_folder;
 pub mod commit;
 pub mod delete;
 pub mod error;
 pub mod evict;
-pub mod import;
 pub mod layout;
 pub mod lookup;
 pub mod scan;
 pub mod shared_store;
 pub mod tree;
 pub mod verify;
+pub mod writer;
 
 pub use error::CacheError;
 pub use layout::{CacheLayout, RepoLayout};
 pub use lookup::CacheLookup;
+pub use writer::{BlobLock, CacheWriter, CleanupLock, WriteOptions};

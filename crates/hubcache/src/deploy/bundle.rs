@@ -16,9 +16,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::DeployError;
-use crate::cache::commit::{self, LinkMode};
 use crate::cache::layout::CacheLayout;
 use crate::cache::tree::{self, TreeFile};
+use crate::cache::writer::{CacheWriter, WriteOptions};
 use crate::digest::{self, DigestKind, Digests, HashThread};
 use crate::repo::lfs::blob_digest_kind;
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoId, RepoPath, RepoType, Revision};
@@ -184,7 +184,10 @@ fn snapshot_entries(
     let layout = cache.repo(repo);
     let root = layout.snapshot_dir(commit);
     if !root.is_dir() {
-        return Err(DeployError::Export(format!("{repo} has no cached snapshot {commit}")));
+        return Err(DeployError::SnapshotNotCached {
+            repo: repo.to_string(),
+            commit: commit.to_string(),
+        });
     }
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
@@ -200,10 +203,13 @@ fn snapshot_entries(
                 stack.push(path);
                 continue;
             }
-            let rel = path
-                .strip_prefix(&root)
-                .map_err(|_| DeployError::Export(path.display().to_string()))?;
-            let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| DeployError::Export(e.to_string()))?;
+            let bad = |reason: String| DeployError::BadSnapshotEntry {
+                path: path.clone(),
+                reason,
+            };
+            // `path` is `root` joined with names read from it, so the prefix is always there.
+            let rel = path.strip_prefix(&root).unwrap_or(&path);
+            let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| bad(e.to_string()))?;
             let etag = match fs::read_link(&path) {
                 Ok(t) => t
                     .file_name()
@@ -218,7 +224,7 @@ fn snapshot_entries(
                 }
             };
             if !is_valid_etag(&etag) {
-                return Err(DeployError::Export(format!("{repo}: {rel} has no valid blob name")));
+                return Err(bad(format!("{repo}: {rel} has no valid blob name")));
             }
             out.push((rel, etag));
         }
@@ -266,7 +272,10 @@ pub fn export(
         for (path, etag) in files {
             let disk = layout.snapshot_file(&item.commit, &path);
             let size = fs::metadata(&disk)
-                .map_err(|_| DeployError::Export(format!("{}: {path} is not in the cache", item.repo)))?
+                .map_err(|_| DeployError::FileNotCached {
+                    repo: item.repo.to_string(),
+                    path: path.to_string(),
+                })?
                 .len();
             snap.insert(path.to_string(), etag.clone());
             blobs.entry(etag).or_insert((disk, size));
@@ -445,7 +454,8 @@ fn write_tar(
     path: &Path,
 ) -> Result<(), DeployError> {
     let mut tar = tar::Builder::new(out);
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| DeployError::Export(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(manifest).map_err(|e| DeployError::io("encode the manifest of", path, e.into()))?;
     let mut h = header(json.len() as u64);
     tar.append_data(&mut h, "manifest.json", json.as_slice())
         .map_err(|e| DeployError::io("write", path, e))?;
@@ -458,10 +468,10 @@ fn write_tar(
             .map_err(|e| DeployError::io("write", path, e))?;
         let (digests, read) = reader.finish();
         if read != *size || !digests.matches_etag(etag) {
-            return Err(DeployError::Export(format!(
-                "{} does not match its blob name {etag} (corrupt cache; run `hubcache cache verify`)",
-                disk.display()
-            )));
+            return Err(DeployError::CorruptBlob {
+                path: disk.clone(),
+                etag: etag.clone(),
+            });
         }
     }
     tar.into_inner().map_err(|e| DeployError::io("write", path, e))?;
@@ -528,7 +538,7 @@ impl Drop for Staging {
 }
 
 /// Imports a bundle into `cache`; all or nothing becomes visible.
-pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result<BundleReport, DeployError> {
+pub fn import(cache: &CacheLayout, bundle: &Path, options: WriteOptions) -> Result<BundleReport, DeployError> {
     let refuse = |detail: String| DeployError::Bundle {
         path: bundle.to_path_buf(),
         detail,
@@ -628,53 +638,53 @@ pub fn import(cache: &CacheLayout, bundle: &Path, link_mode: LinkMode) -> Result
         bundle_bytes,
         entries: 0,
     };
-    let _ = commit::ensure_cachedir_tag(cache);
+    // Through one writer: a `cache prune` beside the import waits instead of deleting a blob
+    // between its placing and its linking.
+    let writer = CacheWriter::open_blocking(cache, options)?;
     for (repo, entry) in &plan.repos {
         let layout = cache.repo(repo);
-        let blobs_dir = layout.blobs_dir();
-        fs::create_dir_all(&blobs_dir).map_err(|e| DeployError::io("create", &blobs_dir, e))?;
-        let needed: BTreeSet<&String> = entry.snapshots.values().flat_map(|f| f.values()).collect();
-        for etag in needed {
-            let dest = layout.blob(etag);
-            if crate::fs::is_file(&dest) {
-                continue;
-            }
-            let src = staging_dir.join(etag);
-            let tmp = crate::fs::sibling_temp(&dest, "incomplete");
-            fs::hard_link(&src, &tmp)
-                .or_else(|_| fs::copy(&src, &tmp).map(|_| ()))
-                .and_then(|_| fs::rename(&tmp, &dest))
-                .map_err(|e| {
-                    let _ = fs::remove_file(&tmp);
-                    DeployError::io("place", &dest, e)
-                })?;
-        }
+        writer
+            .prepare_repo(&layout)
+            .map_err(|e| DeployError::io("create", layout.blobs_dir(), e))?;
+        // Snapshot entries grouped by blob: each blob is placed and linked under its lock.
+        let mut by_blob: BTreeMap<&String, Vec<(CommitHash, RepoPath)>> = BTreeMap::new();
         for (commit, files) in &entry.snapshots {
             let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
-            fs::create_dir_all(layout.snapshot_dir(&commit))
+            writer
+                .create_snapshot_dir(&layout, &commit)
                 .map_err(|e| DeployError::io("create", layout.snapshot_dir(&commit), e))?;
             for (path, etag) in files {
                 let path = RepoPath::new(path).map_err(|e| refuse(e.to_string()))?;
-                commit::link_snapshot(&layout, &commit, &path, etag, link_mode, false)
-                    .map_err(|e| DeployError::io("link", layout.snapshot_file(&commit, &path), e))?;
+                by_blob.entry(etag).or_default().push((commit.clone(), path));
+            }
+        }
+        for (etag, links) in by_blob {
+            let blob = writer.lock_blob_blocking(&layout, etag)?;
+            blob.place_hard_link(&staging_dir.join(etag))
+                .map_err(|e| DeployError::io("place", blob.blob_path(), e))?;
+            for (commit, path) in links {
+                blob.link(&commit, &path, false)
+                    .map_err(|e| DeployError::io("link", blob.entry_path(&commit, &path), e))?;
                 report.entries += 1;
             }
         }
         for (commit, listing) in &entry.trees {
             let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
-            let target = layout.tree_file(&commit);
-            if target.is_file() {
+            if layout.tree_file(&commit).is_file() {
                 continue;
             }
             let listing: BTreeMap<RepoPath, TreeFile> = listing
                 .iter()
                 .filter_map(|(p, f)| RepoPath::new(p).ok().map(|p| (p, f.clone())))
                 .collect();
-            tree::write(&target, &listing).map_err(|e| DeployError::io("write", &target, e))?;
+            writer
+                .write_tree(&layout, &commit, &listing)
+                .map_err(|e| DeployError::io("write", layout.tree_file(&commit), e))?;
         }
         for (name, commit) in &entry.refs {
             let commit = CommitHash::new(commit).map_err(|e| refuse(e.to_string()))?;
-            commit::write_ref(&layout, name, &commit)
+            writer
+                .write_ref(&layout, name, &commit)
                 .map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
         }
     }

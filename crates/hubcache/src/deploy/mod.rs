@@ -61,9 +61,52 @@ pub enum DeployError {
         /// What is wrong.
         detail: String,
     },
-    /// The cache cannot give what an export needs.
-    #[error("cannot export: {0}")]
-    Export(String),
+    /// An export was asked for without naming anything to export.
+    #[error("cannot export: name at least one REPO[@REV], or --lock FILE")]
+    NothingToExport,
+    /// An export names a revision the cache does not hold.
+    #[error("cannot export: {repo} @{revision} is not in the cache")]
+    RevisionNotCached {
+        /// The repo.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+    },
+    /// An export names a snapshot the cache does not hold.
+    #[error("cannot export: {repo} has no cached snapshot {commit}")]
+    SnapshotNotCached {
+        /// The repo.
+        repo: String,
+        /// The commit.
+        commit: String,
+    },
+    /// An export names a file the cache does not hold.
+    #[error("cannot export: {path} of {repo} is not in the cache")]
+    FileNotCached {
+        /// The repo.
+        repo: String,
+        /// The file in the repo.
+        path: String,
+    },
+    /// A snapshot entry cannot travel in a bundle (not a repo path, or no valid blob name).
+    #[error("cannot export {}: {reason}", .path.display())]
+    BadSnapshotEntry {
+        /// The entry on disk.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A cached file does not hash to its blob name: the cache is corrupt.
+    #[error("cannot export: {} does not match its blob name {etag}", .path.display())]
+    CorruptBlob {
+        /// The file read.
+        path: PathBuf,
+        /// The blob name it should hash to.
+        etag: String,
+    },
+    /// A cache lock could not be taken.
+    #[error(transparent)]
+    CacheLock(#[from] crate::lock::LockError),
     /// A file could not be read or written.
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -108,9 +151,19 @@ impl DeployError {
             DeployError::Bundle { .. } => {
                 vec!["the bundle is damaged or incomplete: copy it again and compare its size with the original".into()]
             }
-            DeployError::Export(_) => {
+            DeployError::NothingToExport => vec!["e.g. `hubcache export org/name@main -o models.tar`".into()],
+            DeployError::SnapshotNotCached { .. }
+            | DeployError::RevisionNotCached { .. }
+            | DeployError::FileNotCached { .. } => {
                 vec!["download what is missing first (`hubcache sync` or `hubcache download`)".into()]
             }
+            DeployError::BadSnapshotEntry { .. } => {
+                vec!["`hubcache cache verify` reports the entries that are not what a download makes".into()]
+            }
+            DeployError::CorruptBlob { .. } => {
+                vec!["run `hubcache cache verify` to list corrupt files, then download them again with --force".into()]
+            }
+            DeployError::CacheLock(e) => e.hints(),
             DeployError::Io { .. } => vec![],
         }
     }

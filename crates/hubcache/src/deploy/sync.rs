@@ -10,7 +10,6 @@ use futures_util::stream::{self, StreamExt};
 
 use super::lockfile::Lockfile;
 use super::DeployError;
-use crate::cache::commit;
 use crate::cache::CacheLayout;
 use crate::digest::file_matches_etag;
 use crate::download::file::KnownFile;
@@ -66,12 +65,15 @@ pub async fn sync(hub: &Hub, lock: &Lockfile, max_workers: usize) -> Result<Sync
         report.fetched_bytes += r?;
         report.fetched += 1;
     }
+    let writer = hub.writer().await?;
     for r in &lock.repos {
         let layout = cache.repo(&r.repo);
-        std::fs::create_dir_all(layout.snapshot_dir(&r.commit))
+        writer
+            .create_snapshot_dir(&layout, &r.commit)
             .map_err(|e| DeployError::io("create", layout.snapshot_dir(&r.commit), e))?;
         if let Revision::Ref(name) = &r.revision {
-            commit::write_ref(&layout, name, &r.commit)
+            writer
+                .write_ref(&layout, name, &r.commit)
                 .map_err(|e| DeployError::io("write", layout.ref_file(name), e))?;
         }
     }

@@ -31,13 +31,11 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use super::{FileRequest, Hub};
-use crate::cache::commit::{self, LinkMode};
 use crate::cache::lookup::{self, CacheLookup};
-use crate::cache::RepoLayout;
+use crate::cache::{BlobLock, CacheWriter, RepoLayout, WriteOptions};
 use crate::error::{Error, Result};
 use crate::hub::transfer::{self, TransferError};
 use crate::hub::{FileMetadata, HubError};
-use crate::lock::LockedFile;
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
 
 /// What is known about a file before its transfer: enough to skip the HEAD.
@@ -125,7 +123,7 @@ impl Hub {
         match &err {
             HubError::EntryNotFound { commit: Some(c), .. } => {
                 if let Ok(commit) = CommitHash::new(c) {
-                    self.record_missing(&req.repo, &req.revision, &commit, &req.path);
+                    self.record_missing(&req.repo, &req.revision, &commit, &req.path).await;
                 }
                 return Err(hub_err(err));
             }
@@ -160,11 +158,17 @@ impl Hub {
     }
 
     /// `.no_exist/<commit>/<path>` and the ref, best-effort (a read-only cache is fine).
-    fn record_missing(&self, repo: &Repo, revision: &Revision, commit: &CommitHash, path: &RepoPath) {
+    async fn record_missing(&self, repo: &Repo, revision: &Revision, commit: &CommitHash, path: &RepoPath) {
+        let Ok(writer) = self.writer().await else { return };
         let layout = self.cache.repo(repo);
-        let _ = commit::write_no_exist(&layout, commit, path);
+        let marker = layout.no_exist_marker(commit, path);
+        self.best_effort(
+            "record as missing",
+            &marker,
+            writer.write_no_exist(&layout, commit, path),
+        );
         if let Revision::Ref(name) = revision {
-            let _ = commit::write_ref(&layout, name, commit);
+            self.best_effort("write", &layout.ref_file(name), writer.write_ref(&layout, name, commit));
         }
     }
 
@@ -179,73 +183,77 @@ impl Hub {
     ) -> Result<PathBuf> {
         let layout = self.cache.repo(repo);
         let pointer = layout.snapshot_file(&known.commit, path);
-        let update_ref = || {
-            if let Some(Revision::Ref(name)) = revision {
-                if let Err(e) = commit::write_ref(&layout, name, &known.commit) {
-                    self.reporter
-                        .warning(&format!("cannot update ref {name} of {repo}: {e}"));
-                }
-            }
+        let ref_name = match revision {
+            Some(Revision::Ref(name)) => Some(name.as_str()),
+            _ => None,
         };
         if !force && crate::fs::is_file(&pointer) {
-            update_ref();
+            // Present: only a ref that moved needs a write.
+            if let Some(name) = ref_name.filter(|n| lookup::read_ref(&layout, n).as_ref() != Some(&known.commit)) {
+                match self.writer().await {
+                    Ok(writer) => self.update_ref(&writer, &layout, name, &known.commit),
+                    Err(e) => self
+                        .reporter
+                        .warning(&format!("cannot update ref {name} of {repo}: {e}")),
+                }
+            }
             return Ok(pointer);
         }
-        // Held until the entry is linked, so `cache rm`/`prune` never removes a folder, temp
-        // file or fresh blob under us (they take this lock exclusive and wait).
-        let _gc = self.gc_guard().await?;
-        let blobs = layout.blobs_dir();
-        fs::create_dir_all(&blobs).map_err(|e| Error::io("create", &blobs, e))?;
+        let writer = self.writer().await?;
+        writer
+            .prepare_repo(&layout)
+            .map_err(|e| Error::io("create", layout.blobs_dir(), e))?;
         crate::fs::create_parent(&pointer).map_err(|e| Error::io("create the folder of", &pointer, e))?;
-        let _ = commit::ensure_cachedir_tag(&self.cache);
-        update_ref();
-        let mode = self.link_mode();
-        let lock_path = layout.lock_file(&known.etag);
-        let reporter = self.reporter.clone();
-        let lock = LockedFile::acquire(&lock_path, self.lock_timeout, |p, waited| {
-            reporter.waiting_for_lock(p, waited)
-        })
-        .await?;
-        let blob = layout.blob(&known.etag);
-        if !force && crate::fs::is_file(&blob) {
-            return link(&layout, known, path, mode, false);
+        if let Some(name) = ref_name {
+            self.update_ref(&writer, &layout, name, &known.commit);
+        }
+        let blob = writer.lock_blob(&layout, &known.etag).await?;
+        if !force && blob.blob_exists() {
+            return link(&blob, known, path, false);
         }
         if !force && crate::fs::is_file(&pointer) {
             return Ok(pointer);
         }
-        self.fetch_blob(repo, path, known, &layout, lock.is_held(), force)
-            .await?;
-        link(&layout, known, path, mode, true)
+        self.fetch_blob(repo, path, known, &blob, force).await?;
+        link(&blob, known, path, true)
     }
 
-    /// Step 5 under the etag lock: resume from a dead writer's temp file when `owns_temps`
-    /// (the lock is really held), transfer, verify, rename into `blobs/`. A resumed file that
-    /// fails its check is discarded and fetched once more from zero.
+    /// Points a ref at its commit, warning (not failing) when the cache refuses the write.
+    fn update_ref(&self, writer: &CacheWriter, layout: &RepoLayout, name: &str, commit: &CommitHash) {
+        if let Err(e) = writer.write_ref(layout, name, commit) {
+            self.reporter
+                .warning(&format!("cannot update ref {name} of {}: {e}", layout.root().display()));
+        }
+    }
+
+    /// Step 5 under the etag lock: resume from a dead writer's temp file (only when the lock is
+    /// really held), transfer, verify, rename into `blobs/`. A resumed file that fails its check
+    /// is discarded and fetched once more from zero.
     async fn fetch_blob(
         &self,
         repo: &Repo,
         path: &RepoPath,
         known: &KnownFile,
-        layout: &RepoLayout,
-        owns_temps: bool,
+        blob: &BlobLock<'_>,
         force: bool,
     ) -> Result<()> {
-        let blob = layout.blob(&known.etag);
-        let temp = layout.temp_blob(&known.etag, &crate::fs::random_suffix());
-        let mut start = 0;
-        if owns_temps {
-            // A forced download takes nothing over; a leftover longer than the file is wrong.
-            let max_len = (!force).then(|| known.size.unwrap_or(u64::MAX));
-            match commit::adopt_leftover(layout, &known.etag, max_len, &temp) {
-                Ok(n) => start = n,
-                Err(e) => self.reporter.warning(&format!(
+        let temp = blob.temp_path();
+        // A forced download takes nothing over; a leftover longer than the file is wrong.
+        let max_len = (!force).then(|| known.size.unwrap_or(u64::MAX));
+        let start = match blob.adopt_leftover(max_len, &temp) {
+            Ok(n) => n,
+            Err(e) => {
+                self.reporter.warning(&format!(
                     "cannot reuse the partial downloads of {path} in {}: {e}",
-                    layout.blobs_dir().display()
-                )),
+                    blob.blob_path().parent().unwrap_or(Path::new(".")).display()
+                ));
+                0
             }
-        }
+        };
+        let keep = blob.is_held();
+        let place = |temp: &Path| blob.persist(temp);
         match self
-            .transfer_attempt(repo, path, known, &temp, &blob, start, owns_temps)
+            .transfer_attempt(repo, path, known, &temp, start, keep, &place)
             .await
         {
             Err(Error::Transfer { source, .. }) if start > 0 && is_bad_content(&source) => {
@@ -253,23 +261,19 @@ impl Hub {
                     "the partial download of {path} left by an earlier run did not check out ({source}); \
                      fetching it again from the start"
                 ));
-                let temp = layout.temp_blob(&known.etag, &crate::fs::random_suffix());
-                self.transfer_attempt(repo, path, known, &temp, &blob, 0, owns_temps)
-                    .await
+                let temp = blob.temp_path();
+                self.transfer_attempt(repo, path, known, &temp, 0, keep, &place).await
             }
             result => result,
         }
     }
 
-    /// A shared hold on the cache's clean-up lock (`.locks/hubcache-gc.lock`) for as long as
-    /// this process writes into repo folders.
-    pub(crate) async fn gc_guard(&self) -> Result<LockedFile> {
+    /// A [`CacheWriter`] for this hub's cache: the clean-up lock held shared until it is dropped.
+    pub(crate) async fn writer(&self) -> Result<CacheWriter> {
         let reporter = self.reporter.clone();
-        let lock = LockedFile::acquire_shared(&self.cache.gc_lock(), self.lock_timeout, |p, waited| {
-            reporter.waiting_for_lock(p, waited)
-        })
-        .await?;
-        Ok(lock)
+        let options = WriteOptions::new(self.link_mode(), self.lock_timeout)
+            .on_wait(move |p, waited| reporter.waiting_for_lock(p, waited));
+        Ok(CacheWriter::open(&self.cache, options).await?)
     }
 
     /// Streams the content to the new file `temp`, verifies it, and renames it onto `dest`;
@@ -282,12 +286,13 @@ impl Hub {
         temp: &Path,
         dest: &Path,
     ) -> Result<()> {
-        self.transfer_attempt(repo, path, known, temp, dest, 0, false).await
+        let place = |temp: &Path| std::fs::rename(temp, dest);
+        self.transfer_attempt(repo, path, known, temp, 0, false, &place).await
     }
 
-    /// One transfer into `temp`, which already holds `start` bytes (0: it is created). With
-    /// `keep_partial`, a transfer cut off for a transient reason (or cancelled) leaves `temp`
-    /// in place for a later run to resume.
+    /// One transfer into `temp`, which already holds `start` bytes (0: it is created), then
+    /// `place` moves the verified file where it belongs. With `keep_partial`, a transfer cut off
+    /// for a transient reason (or cancelled) leaves `temp` in place for a later run to resume.
     #[allow(clippy::too_many_arguments)]
     async fn transfer_attempt(
         &self,
@@ -295,9 +300,9 @@ impl Hub {
         path: &RepoPath,
         known: &KnownFile,
         temp: &Path,
-        dest: &Path,
         start: u64,
         keep_partial: bool,
+        place: &(dyn Fn(&Path) -> std::io::Result<()> + Sync),
     ) -> Result<()> {
         let dir = temp.parent().unwrap_or(Path::new("."));
         if let (Some(size), Some(available)) = (known.size, crate::fs::available_space(dir)) {
@@ -354,7 +359,7 @@ impl Hub {
                 },
             });
         }
-        commit::persist_blob(temp, dest).map_err(|e| Error::io("move into place", dest, e))?;
+        place(temp).map_err(|e| Error::io("move into place", temp, e))?;
         guard.path = None;
         Ok(())
     }
@@ -380,9 +385,20 @@ fn disk_full(repo: &Repo, path: &RepoPath, known: &KnownFile, dir: &Path, source
     }
 }
 
-fn link(layout: &RepoLayout, known: &KnownFile, path: &RepoPath, mode: LinkMode, new_blob: bool) -> Result<PathBuf> {
-    commit::link_snapshot(layout, &known.commit, path, &known.etag, mode, new_blob)
-        .map_err(|e| Error::io("link", layout.snapshot_file(&known.commit, path), e))
+fn link(blob: &BlobLock<'_>, known: &KnownFile, path: &RepoPath, new_blob: bool) -> Result<PathBuf> {
+    blob.link(&known.commit, path, new_blob)
+        .map_err(|e| Error::io("link", blob.entry_path(&known.commit, path), e))
+}
+
+impl Hub {
+    /// Reports a best-effort write that failed through the reporter's debug channel (a
+    /// read-only cache still serves what it has).
+    pub(crate) fn best_effort(&self, action: &str, path: &Path, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            self.reporter
+                .debug(&format!("could not {action} {}: {e}", path.display()));
+        }
+    }
 }
 
 /// Checks what the server said before any of it becomes a path.

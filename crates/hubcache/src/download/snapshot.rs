@@ -9,14 +9,14 @@
 //!    listing's etag and size (no per-file HEAD), each verified against its hash.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::stream::{self, StreamExt};
 
 use super::file::{cached_commit, KnownFile};
 use super::patterns::Filter;
 use super::{Hub, SnapshotRequest};
-use crate::cache::{commit, tree};
+use crate::cache::{lookup, tree};
 use crate::error::{Error, OfflineReason, Result};
 use crate::hub::{url, HubError, TreeEntry};
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
@@ -68,23 +68,34 @@ impl Hub {
         };
         let selected: Vec<(RepoPath, tree::TreeFile)> =
             listing.into_iter().filter(|(p, _)| filter.keeps(p.as_str())).collect();
-        if let Revision::Ref(name) = &req.revision {
-            if req.local_dir.is_none() {
-                let _ = commit::write_ref(&self.cache.repo(&req.repo), name, &commit);
-            }
-        }
         let target = match &req.local_dir {
             Some(dir) => dir.clone(),
             None => self.cache.repo(&req.repo).snapshot_dir(&commit),
         };
-        // A snapshot pinned to a commit has no ref while it fills: hold the clean-up lock for
-        // the whole snapshot so `cache prune` cannot take it for a detached revision mid-way.
         let layout = self.cache.repo(&req.repo);
+        let moved_ref = match &req.revision {
+            Revision::Ref(name)
+                if req.local_dir.is_none() && lookup::read_ref(&layout, name).as_ref() != Some(&commit) =>
+            {
+                Some(name.as_str())
+            }
+            _ => None,
+        };
         let writes = req.local_dir.is_none()
             && selected
                 .iter()
                 .any(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)));
-        let _gc = if writes { Some(self.gc_guard().await?) } else { None };
+        // A snapshot pinned to a commit has no ref while it fills: hold a writer (the clean-up
+        // lock shared) for the whole snapshot so `cache prune` cannot take it for a detached
+        // revision mid-way. A ref alone is best effort (a read-only cache still serves).
+        let writer = match (writes, moved_ref) {
+            (true, _) => Some(self.writer().await?),
+            (false, Some(_)) => self.writer().await.ok(),
+            (false, None) => None,
+        };
+        if let (Some(w), Some(name)) = (&writer, moved_ref) {
+            self.best_effort("write", &layout.ref_file(name), w.write_ref(&layout, name, &commit));
+        }
         if writes {
             self.check_snapshot_space(req, &commit, &selected)?;
         }
@@ -120,8 +131,15 @@ impl Hub {
         if let Some(err) = results.into_iter().find_map(Result::err) {
             return Err(err);
         }
-        if req.local_dir.is_none() {
-            std::fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
+        if req.local_dir.is_none() && !target.is_dir() {
+            // Nothing selected: the commit's folder still marks the snapshot as present.
+            let writer = match writer {
+                Some(w) => w,
+                None => self.writer().await?,
+            };
+            writer
+                .create_snapshot_dir(&layout, &commit)
+                .map_err(|e| Error::io("create", &target, e))?;
         }
         Ok(target)
     }
@@ -132,11 +150,7 @@ impl Hub {
         req: &SnapshotRequest,
         commit: &CommitHash,
     ) -> Result<BTreeMap<RepoPath, tree::TreeFile>> {
-        let tree_path = match &req.local_dir {
-            Some(dir) => dir.join(".cache/huggingface/trees").join(format!("{commit}.json")),
-            None => self.cache.repo(&req.repo).tree_file(commit),
-        };
-        self.listing_at(&req.repo, commit, &tree_path)
+        self.listing_at(&req.repo, commit, req.local_dir.as_deref())
             .await
             .map_err(|e| match e {
                 ListingError::Hub(source) => self.snapshot_hub_error(req, source),
@@ -146,8 +160,7 @@ impl Hub {
 
     /// Every file of a commit: `trees/<commit>.json`, else the tree API (then cached there).
     pub async fn commit_listing(&self, repo: &Repo, commit: &CommitHash) -> Result<BTreeMap<RepoPath, tree::TreeFile>> {
-        let tree_path = self.cache.repo(repo).tree_file(commit);
-        self.listing_at(repo, commit, &tree_path).await.map_err(|e| match e {
+        self.listing_at(repo, commit, None).await.map_err(|e| match e {
             ListingError::Hub(source) => Error::Hub {
                 repo: repo.to_string(),
                 revision: commit.to_string(),
@@ -158,13 +171,20 @@ impl Hub {
         })
     }
 
+    /// The listing from `trees/<commit>.json` (of the cache, or of `local_dir`'s metadata
+    /// folder), else from the tree API, then stored there best-effort.
     async fn listing_at(
         &self,
         repo: &Repo,
         commit: &CommitHash,
-        tree_path: &std::path::Path,
+        local_dir: Option<&Path>,
     ) -> Result<BTreeMap<RepoPath, tree::TreeFile>, ListingError> {
-        if let Some(listing) = tree::read(tree_path) {
+        let layout = self.cache.repo(repo);
+        let tree_path = match local_dir {
+            Some(dir) => dir.join(".cache/huggingface/trees").join(format!("{commit}.json")),
+            None => layout.tree_file(commit),
+        };
+        if let Some(listing) = tree::read(&tree_path) {
             return Ok(listing);
         }
         let entries = self
@@ -173,7 +193,14 @@ impl Hub {
             .await
             .map_err(ListingError::Hub)?;
         let listing = listing_from_entries(entries).map_err(ListingError::Other)?;
-        let _ = tree::write(tree_path, &listing);
+        let written = match local_dir {
+            Some(_) => tree::write(&tree_path, &listing),
+            None => match self.writer().await {
+                Ok(w) => w.write_tree(&layout, commit, &listing),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            },
+        };
+        self.best_effort("write", &tree_path, written);
         Ok(listing)
     }
 

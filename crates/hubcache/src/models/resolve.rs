@@ -7,7 +7,7 @@ use super::error::ModelError;
 use super::weights::exact_pattern;
 use super::{ModelLoader, ModelSource, Tolerate};
 use crate::cache::layout::join_repo_path;
-use crate::cache::{commit, lookup, CacheLookup};
+use crate::cache::{lookup, CacheLookup};
 use crate::error::Error;
 use crate::hub::{HubError, RetryPolicy};
 use crate::repo::{is_commit_hash, CommitHash, Repo, RepoPath, Revision};
@@ -62,7 +62,10 @@ impl ModelLoader {
                 Ok(sha) => {
                     let commit = CommitHash::new(&sha).ok()?;
                     // Best effort: a read-only cache still loads.
-                    let _ = commit::write_ref(&layout, &name, &commit);
+                    if let Ok(writer) = self.hub.writer().await {
+                        let written = writer.write_ref(&layout, &name, &commit);
+                        self.hub.best_effort("write", &layout.ref_file(&name), written);
+                    }
                     self.pinned = Some(commit.clone());
                     return Some(commit);
                 }

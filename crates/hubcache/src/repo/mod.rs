@@ -216,6 +216,11 @@ impl CommitHash {
         }
     }
 
+    /// The commit hash spelled by a 20-byte SHA-1 digest (always valid).
+    pub fn from_digest(sha1: &[u8; 20]) -> Self {
+        CommitHash(crate::digest::hex(sha1))
+    }
+
     /// The hash as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -1,0 +1,340 @@
+//! The one owner of repo-folder changes, and the clean-up lock it cooperates with.
+//!
+//! Every writer (downloads, `cache add-folder`, bundle import, `sync`, the mirror's
+//! pull-through) changes a repo folder through a [`CacheWriter`], which follows one protocol:
+//!
+//! 1. the writer holds `.locks/hubcache-gc.lock` **shared** for its whole life, so a clean-up
+//!    (`cache rm`/`prune`, which takes it exclusive through [`CleanupLock`]) waits for it and
+//!    never deletes a blob it is about to link, nor a folder it is filling;
+//! 2. a blob is placed and linked under its etag lock (`.locks/<repo>/<etag>.lock`, the lock
+//!    Python takes too), taken through [`CacheWriter::lock_blob`]: the [`BlobLock`] is the only
+//!    way to persist a blob or link a snapshot entry, and it borrows the writer, so it cannot
+//!    outlive the shared clean-up hold;
+//! 3. refs, `.no_exist` markers and `trees/<commit>.json` are written through the writer too.
+//!
+//! Lock order: the clean-up lock, then an etag lock, then a shared-store lock (see
+//! [`crate::lock`]). The file operations themselves are in [`super::commit`]; nothing outside
+//! this module calls them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::commit;
+pub use super::commit::LinkMode;
+use super::layout::{CacheLayout, RepoLayout};
+use super::tree::{self, TreeFile};
+use crate::lock::{LockError, LockedFile};
+use crate::repo::{CommitHash, RepoPath};
+
+/// Called while a lock is contended: the lock file and how long we have waited so far.
+pub type WaitReporter = Arc<dyn Fn(&Path, Duration) + Send + Sync>;
+
+/// How a [`CacheWriter`] materialises entries and waits for locks.
+#[derive(Clone)]
+pub struct WriteOptions {
+    /// Symlinks or copies for snapshot entries.
+    pub link_mode: LinkMode,
+    /// Longest wait for another process's lock.
+    pub lock_timeout: Duration,
+    /// Told about lock waits (once after a second, then every ten).
+    pub on_wait: WaitReporter,
+}
+
+impl WriteOptions {
+    /// Options with no wait reporting.
+    pub fn new(link_mode: LinkMode, lock_timeout: Duration) -> WriteOptions {
+        WriteOptions {
+            link_mode,
+            lock_timeout,
+            on_wait: Arc::new(|_: &Path, _: Duration| {}),
+        }
+    }
+
+    /// The options the settings ask for: symlinks unless disabled or unsupported in the cache,
+    /// `HUBCACHE_LOCK_TIMEOUT` or the default bound.
+    pub fn from_settings(cache: &CacheLayout, settings: &crate::Settings) -> WriteOptions {
+        WriteOptions::new(
+            LinkMode::detect(cache.root(), settings.disable_symlinks),
+            settings.lock_timeout.unwrap_or(crate::download::DEFAULT_LOCK_TIMEOUT),
+        )
+    }
+
+    /// Reports lock waits through `on_wait`.
+    pub fn on_wait(mut self, on_wait: impl Fn(&Path, Duration) + Send + Sync + 'static) -> WriteOptions {
+        self.on_wait = Arc::new(on_wait);
+        self
+    }
+}
+
+impl fmt::Debug for WriteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteOptions")
+            .field("link_mode", &self.link_mode)
+            .field("lock_timeout", &self.lock_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A shared hold on the cache's clean-up lock, through which repo folders are changed.
+#[derive(Debug)]
+pub struct CacheWriter {
+    cache: CacheLayout,
+    options: WriteOptions,
+    _gc: LockedFile,
+}
+
+impl CacheWriter {
+    /// Takes the clean-up lock shared (waiting while a clean-up runs).
+    pub async fn open(cache: &CacheLayout, options: WriteOptions) -> Result<CacheWriter, LockError> {
+        let on_wait = options.on_wait.clone();
+        let gc = LockedFile::acquire_shared(&cache.gc_lock(), options.lock_timeout, |p, w| on_wait(p, w)).await?;
+        Ok(CacheWriter {
+            cache: cache.clone(),
+            options,
+            _gc: gc,
+        })
+    }
+
+    /// [`CacheWriter::open`] for synchronous callers (blocks the thread while it waits).
+    pub fn open_blocking(cache: &CacheLayout, options: WriteOptions) -> Result<CacheWriter, LockError> {
+        let on_wait = options.on_wait.clone();
+        let gc = LockedFile::acquire_shared_blocking(&cache.gc_lock(), options.lock_timeout, |p, w| on_wait(p, w))?;
+        Ok(CacheWriter {
+            cache: cache.clone(),
+            options,
+            _gc: gc,
+        })
+    }
+
+    /// The cache written to.
+    pub fn cache(&self) -> &CacheLayout {
+        &self.cache
+    }
+
+    /// How entries are materialised.
+    pub fn link_mode(&self) -> LinkMode {
+        self.options.link_mode
+    }
+
+    /// Creates the repo's `blobs/` folder and tags the cache root (`CACHEDIR.TAG`, best effort).
+    pub fn prepare_repo(&self, repo: &RepoLayout) -> io::Result<()> {
+        std::fs::create_dir_all(repo.blobs_dir())?;
+        // A missing tag only means backup tools do not skip the cache.
+        let _ = commit::ensure_cachedir_tag(&self.cache);
+        Ok(())
+    }
+
+    /// Takes the etag lock of one blob (waiting while another process, Python too, holds it).
+    pub async fn lock_blob<'w>(&'w self, repo: &RepoLayout, etag: &str) -> Result<BlobLock<'w>, LockError> {
+        let on_wait = self.options.on_wait.clone();
+        let lock = LockedFile::acquire(&repo.lock_file(etag), self.options.lock_timeout, |p, w| on_wait(p, w)).await?;
+        Ok(self.blob_lock(repo, etag, lock))
+    }
+
+    /// [`CacheWriter::lock_blob`] for synchronous callers.
+    pub fn lock_blob_blocking<'w>(&'w self, repo: &RepoLayout, etag: &str) -> Result<BlobLock<'w>, LockError> {
+        let on_wait = self.options.on_wait.clone();
+        let lock =
+            LockedFile::acquire_blocking(&repo.lock_file(etag), self.options.lock_timeout, |p, w| on_wait(p, w))?;
+        Ok(self.blob_lock(repo, etag, lock))
+    }
+
+    fn blob_lock<'w>(&'w self, repo: &RepoLayout, etag: &str, lock: LockedFile) -> BlobLock<'w> {
+        BlobLock {
+            writer: self,
+            repo: repo.clone(),
+            etag: etag.to_string(),
+            lock,
+        }
+    }
+
+    /// Points `refs/<name>` at `commit` (atomically, only if it differs; never for a commit).
+    pub fn write_ref(&self, repo: &RepoLayout, name: &str, commit: &CommitHash) -> io::Result<()> {
+        commit::write_ref(repo, name, commit)
+    }
+
+    /// Records that `path` does not exist at `commit` (`.no_exist/<commit>/<path>`).
+    pub fn write_no_exist(&self, repo: &RepoLayout, commit: &CommitHash, path: &RepoPath) -> io::Result<()> {
+        commit::write_no_exist(repo, commit, path)
+    }
+
+    /// Writes `trees/<commit>.json` as Python writes it.
+    pub fn write_tree(
+        &self,
+        repo: &RepoLayout,
+        commit: &CommitHash,
+        listing: &BTreeMap<RepoPath, TreeFile>,
+    ) -> io::Result<()> {
+        tree::write(&repo.tree_file(commit), listing)
+    }
+
+    /// Creates `snapshots/<commit>/` (a commit with no file, or before its files arrive).
+    pub fn create_snapshot_dir(&self, repo: &RepoLayout, commit: &CommitHash) -> io::Result<PathBuf> {
+        let dir = repo.snapshot_dir(commit);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// The etag lock of one blob, held while the blob is placed and snapshot entries link to it.
+#[derive(Debug)]
+pub struct BlobLock<'w> {
+    writer: &'w CacheWriter,
+    repo: RepoLayout,
+    etag: String,
+    lock: LockedFile,
+}
+
+impl BlobLock<'_> {
+    /// Whether the flock is really held (false where flock is off or unsupported): only then do
+    /// leftover temp files belong to a dead writer.
+    pub fn is_held(&self) -> bool {
+        self.lock.is_held()
+    }
+
+    /// `blobs/<etag>`.
+    pub fn blob_path(&self) -> PathBuf {
+        self.repo.blob(&self.etag)
+    }
+
+    /// Whether the blob is already in place.
+    pub fn blob_exists(&self) -> bool {
+        crate::fs::is_file(&self.blob_path())
+    }
+
+    /// A fresh temp name for this blob (`<etag>.<8 hex>.incomplete`, as Python names it).
+    pub fn temp_path(&self) -> PathBuf {
+        self.repo.temp_blob(&self.etag, &crate::fs::random_suffix())
+    }
+
+    /// Takes over a dead writer's leftover temp files (see [`commit::adopt_leftover`]); does
+    /// nothing unless the lock is really held.
+    pub fn adopt_leftover(&self, max_len: Option<u64>, temp: &Path) -> io::Result<u64> {
+        if !self.is_held() {
+            return Ok(0);
+        }
+        commit::adopt_leftover(&self.repo, &self.etag, max_len, temp)
+    }
+
+    /// Moves a verified temp file (in `blobs/`) onto the blob.
+    pub fn persist(&self, temp: &Path) -> io::Result<()> {
+        commit::persist_blob(temp, &self.blob_path())
+    }
+
+    /// Places the blob as a copy of `src` (through a temp name and an atomic rename); `src` is
+    /// left as it is. Returns whether the blob is new.
+    pub fn place_copy(&self, src: &Path) -> io::Result<bool> {
+        self.place_with(src, |src, temp| std::fs::copy(src, temp).map(|_| ()))
+    }
+
+    /// Places the blob as a hard link to `src` (a verified file of ours that nobody changes,
+    /// e.g. a staged import), else as a copy. Returns whether the blob is new.
+    pub fn place_hard_link(&self, src: &Path) -> io::Result<bool> {
+        self.place_with(src, |src, temp| {
+            std::fs::hard_link(src, temp).or_else(|_| std::fs::copy(src, temp).map(|_| ()))
+        })
+    }
+
+    fn place_with(&self, src: &Path, make: impl FnOnce(&Path, &Path) -> io::Result<()>) -> io::Result<bool> {
+        if self.blob_exists() {
+            return Ok(false);
+        }
+        let temp = self.temp_path();
+        let placed = make(src, &temp).and_then(|_| self.persist(&temp));
+        if placed.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        placed.map(|_| true)
+    }
+
+    /// `snapshots/<commit>/<path>`, where [`BlobLock::link`] puts an entry.
+    pub fn entry_path(&self, commit: &CommitHash, path: &RepoPath) -> PathBuf {
+        self.repo.snapshot_file(commit, path)
+    }
+
+    /// Creates `snapshots/<commit>/<path>` for this blob; `new_blob` says it was just placed (in
+    /// copy mode it is then moved, not copied). Returns the entry's path.
+    pub fn link(&self, commit: &CommitHash, path: &RepoPath, new_blob: bool) -> io::Result<PathBuf> {
+        commit::link_snapshot(&self.repo, commit, path, &self.etag, self.writer.link_mode(), new_blob)
+    }
+}
+
+/// The exclusive hold of `.locks/hubcache-gc.lock` that a clean-up (`cache rm`/`prune`)
+/// requires: no [`CacheWriter`] is open while it is held.
+#[derive(Debug)]
+pub struct CleanupLock {
+    _lock: LockedFile,
+}
+
+impl CleanupLock {
+    /// Takes the clean-up lock of the cache, waiting (reported through `on_wait`) while
+    /// writers hold it.
+    pub fn acquire(cache_dir: &Path, on_wait: &dyn Fn(&Path, Duration)) -> Result<CleanupLock, LockError> {
+        let path = CacheLayout::new(cache_dir).gc_lock();
+        let lock = LockedFile::acquire_blocking(&path, Duration::MAX, on_wait)?;
+        Ok(CleanupLock { _lock: lock })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Repo, RepoId, RepoType};
+
+    fn setup() -> (tempfile::TempDir, CacheLayout, RepoLayout) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CacheLayout::new(dir.path());
+        let repo = cache.repo(&Repo::new(RepoId::new("o/m").unwrap(), RepoType::Model));
+        (dir, cache, repo)
+    }
+
+    #[test]
+    fn places_links_and_writes_through_one_writer() {
+        let (dir, cache, repo) = setup();
+        let w =
+            CacheWriter::open_blocking(&cache, WriteOptions::new(LinkMode::Symlink, Duration::from_secs(5))).unwrap();
+        w.prepare_repo(&repo).unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"content").unwrap();
+        let commit = CommitHash::new(&"c".repeat(40)).unwrap();
+        let path = RepoPath::new("a/f.bin").unwrap();
+        let blob = w.lock_blob_blocking(&repo, "e1").unwrap();
+        assert!(!blob.blob_exists());
+        assert!(blob.place_copy(&src).unwrap(), "new blob");
+        assert!(!blob.place_hard_link(&src).unwrap(), "already there");
+        let entry = blob.link(&commit, &path, true).unwrap();
+        assert_eq!(std::fs::read(&entry).unwrap(), b"content");
+        assert!(src.is_file(), "the source is left in place");
+        drop(blob);
+        w.write_ref(&repo, "main", &commit).unwrap();
+        assert_eq!(std::fs::read_to_string(repo.ref_file("main")).unwrap(), commit.as_str());
+        assert!(cache.cachedir_tag().is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(repo.blobs_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(leftovers, ["e1"], "no temp file left behind");
+    }
+
+    #[test]
+    fn a_cleanup_waits_for_an_open_writer() {
+        let (_dir, cache, _) = setup();
+        let w =
+            CacheWriter::open_blocking(&cache, WriteOptions::new(LinkMode::Symlink, Duration::from_secs(5))).unwrap();
+        let gc = cache.gc_lock();
+        assert!(
+            LockedFile::try_acquire(&gc).unwrap().is_none_or(|l| !l.is_held()),
+            "exclusive hold refused while a writer is open"
+        );
+        drop(w);
+        let cleanup = CleanupLock::acquire(cache.root(), &|_, _| {}).unwrap();
+        let timeout = WriteOptions::new(LinkMode::Symlink, Duration::from_millis(200));
+        let err = CacheWriter::open_blocking(&cache, timeout).unwrap_err();
+        assert!(matches!(err, LockError::Timeout { .. }), "{err}");
+        drop(cleanup);
+    }
+}
