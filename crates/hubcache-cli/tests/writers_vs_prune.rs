@@ -24,6 +24,9 @@ use hubcache_test_support::{FakeHub, RepoKind};
 /// Writer iterations per test: enough for prune runs to interleave with every step.
 const ROUNDS: usize = 30;
 
+/// The files of one version: (path, content).
+type Files = Vec<(String, Vec<u8>)>;
+
 /// Every symlink under every `snapshots/` of the cache resolves; returns how many were checked.
 fn assert_no_dangling_links(cache: &Path) -> usize {
     let mut checked = 0;
@@ -110,7 +113,7 @@ impl PruneLoop {
 }
 
 /// Two versions of a small model: a shared file, and files of their own (one LFS-sized).
-fn version(dir: &Path, tag: u8) -> Vec<(String, Vec<u8>)> {
+fn version(dir: &Path, tag: u8) -> Files {
     let files = vec![
         (
             "config.json".to_string(),
@@ -129,7 +132,7 @@ fn version(dir: &Path, tag: u8) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Every file of a finished write is there with its content.
-fn assert_complete(snapshot: &Path, files: &[(String, Vec<u8>)]) {
+fn assert_complete(snapshot: &Path, files: &Files) {
     for (p, c) in files {
         let got = fs::read(snapshot.join(p)).unwrap_or_else(|e| panic!("{p} of {}: {e}", snapshot.display()));
         assert_eq!(&got, c, "{p} of {}", snapshot.display());
@@ -212,7 +215,7 @@ fn bundle_import_beside_prune() {
 }
 
 /// A fake Hub with two commits of `org/dl` (main at the second); returns (hub, [commits]).
-fn two_commits(home: &Path) -> (FakeHub, [String; 2], [Vec<(String, Vec<u8>)>; 2]) {
+fn two_commits(home: &Path) -> (FakeHub, [String; 2], [Files; 2]) {
     let hub = FakeHub::start();
     let mut commits = Vec::new();
     let mut versions = Vec::new();
@@ -228,7 +231,7 @@ fn two_commits(home: &Path) -> (FakeHub, [String; 2], [Vec<(String, Vec<u8>)>; 2
         versions.push(files);
     }
     let commits: [String; 2] = commits.try_into().unwrap();
-    let versions: [Vec<(String, Vec<u8>)>; 2] = versions.try_into().unwrap();
+    let versions: [Files; 2] = versions.try_into().unwrap();
     (hub, commits, versions)
 }
 
