@@ -15,6 +15,7 @@ pub mod fs;
 pub mod hub;
 pub mod lock;
 pub mod models;
+pub mod pool;
 pub mod progress;
 pub mod repo;
 pub mod settings;

@@ -30,8 +30,9 @@ use std::time::{Duration, SystemTime};
 
 use super::error::CacheError;
 use super::layout::CacheLayout;
-use super::scan::{self, CacheInfo, CachedRepoType, RepoInfo, SnapshotEntry};
+use super::scan::{self, CacheInfo, CachedRepoType, RepoInfo};
 use super::shared_store;
+use super::walk::{self, SnapshotEntry};
 use crate::lock::LockedFile;
 
 /// Empty folders younger than this are left alone (a download may be about to fill them).
@@ -647,7 +648,7 @@ fn remove_blobs(
             // Follow links: a linked revision folder is a revision too (Python scans it).
             if fs::metadata(rev.path()).is_ok_and(|m| m.is_dir()) {
                 // An unreadable snapshot could hide a link: keep everything then.
-                if let Err(e) = scan::walk_snapshot(&rev.path(), &mut entries) {
+                if let Err(e) = walk::walk_snapshot(&rev.path(), &mut entries) {
                     for (blob, _) in &held {
                         report.keep(blob, format!("cannot check {}: {e}", rev.path().display()));
                     }
@@ -657,10 +658,10 @@ fn remove_blobs(
         }
     }
     let used_paths: HashSet<&Path> = entries.iter().map(|e| e.blob_path.as_path()).collect();
-    let used_ids = scan::referenced_identities(used_paths.iter().copied());
+    let used_ids = walk::referenced_identities(used_paths.iter().copied());
     for (blob, _lock) in &held {
         let used = used_paths.contains(blob.as_path())
-            || scan::identities(blob)
+            || walk::identities(blob)
                 .into_iter()
                 .flatten()
                 .any(|id| used_ids.contains(&id));
@@ -761,7 +762,7 @@ fn remove_empty_dirs(cache: &Path, report: &mut ExecuteReport) {
 mod tests {
     use super::*;
     use crate::cache::scan::scan;
-    use crate::cache::scan::tests::{add_file, add_ref, two_revisions, C1, C2};
+    use crate::cache::testutil::{add_file, add_ref, two_revisions, C1, C2};
     use std::os::unix::fs::symlink;
 
     fn set(items: &[&str]) -> BTreeSet<String> {

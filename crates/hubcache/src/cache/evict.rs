@@ -246,8 +246,8 @@ pub fn busy_repos(info: &CacheInfo) -> BTreeSet<PathBuf> {
 mod tests {
     use super::*;
     use crate::cache::scan::scan;
-    use crate::cache::scan::tests::{add_file, add_ref, C1, C2};
     use crate::cache::shared_store;
+    use crate::cache::testutil::{add_file, add_ref, C1, C2};
     use std::fs::FileTimes;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -14,7 +14,10 @@
 //!     └── trees/<commit>.json                file listing of that commit
 //! ```
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::repo::{CommitHash, Repo, RepoPath};
 
@@ -77,6 +80,17 @@ impl CacheLayout {
 }
 
 impl RepoLayout {
+    /// The layout of an existing repo folder found on disk (management code walks folders it
+    /// did not name; its locks are `<cache>/.locks/<folder name>`).
+    pub fn from_folder(folder: &Path) -> RepoLayout {
+        let name = folder.file_name().unwrap_or_default();
+        let cache = folder.parent().unwrap_or(Path::new("."));
+        RepoLayout {
+            root: folder.to_path_buf(),
+            locks: cache.join(".locks").join(name),
+        }
+    }
+
     /// The repo folder (`<cache>/models--org--name`).
     pub fn root(&self) -> &Path {
         &self.root
@@ -158,6 +172,73 @@ pub fn blob_link_target(path: &RepoPath, etag: &str) -> PathBuf {
     target.push("blobs");
     target.push(etag);
     target
+}
+
+/// Repo types a cache folder can have (kernels included, as in 2.4.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CachedRepoType {
+    /// `models--…`
+    Model,
+    /// `datasets--…`
+    Dataset,
+    /// `spaces--…`
+    Space,
+    /// `kernels--…`
+    Kernel,
+}
+
+impl CachedRepoType {
+    /// All types, in Python's sorted prefix order.
+    pub const ALL: [CachedRepoType; 4] = [
+        CachedRepoType::Dataset,
+        CachedRepoType::Kernel,
+        CachedRepoType::Model,
+        CachedRepoType::Space,
+    ];
+
+    /// The singular name (`model`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CachedRepoType::Model => "model",
+            CachedRepoType::Dataset => "dataset",
+            CachedRepoType::Space => "space",
+            CachedRepoType::Kernel => "kernel",
+        }
+    }
+
+    /// The folder-name prefix (`models`, …).
+    pub fn plural(self) -> &'static str {
+        match self {
+            CachedRepoType::Model => "models",
+            CachedRepoType::Dataset => "datasets",
+            CachedRepoType::Space => "spaces",
+            CachedRepoType::Kernel => "kernels",
+        }
+    }
+
+    /// Parses a singular or plural name.
+    pub fn parse(s: &str) -> Option<CachedRepoType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s || t.plural() == s)
+    }
+
+    /// The folder name of a repo of this type: `models--org--name`.
+    pub fn folder_name(self, repo_id: &str) -> String {
+        format!("{}--{}", self.plural(), repo_id.replace('/', "--"))
+    }
+}
+
+impl fmt::Display for CachedRepoType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The type and id a repo folder name stands for (`models--org--name` → model, `org/name`).
+pub fn parse_folder_name(name: &str) -> Option<(CachedRepoType, String)> {
+    let (prefix, rest) = name.split_once("--")?;
+    let t = CachedRepoType::ALL.into_iter().find(|t| t.plural() == prefix)?;
+    Some((t, rest.replace("--", "/")))
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ pub mod layout;
 pub mod lookup;
 pub mod scan;
 pub mod shared_store;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tree;
 pub mod verify;
+pub mod walk;
 pub mod writer;
 
 pub use error::CacheError;

@@ -22,11 +22,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::CacheError;
-use super::scan::{self, CachedRepoType, SnapshotEntry};
+use super::layout::RepoLayout;
+use super::lookup;
+use super::scan::{self, CachedRepoType};
 use super::tree;
+use super::walk::{self, SnapshotEntry};
 pub use crate::digest::Digest;
 use crate::digest::{hash_file, DigestKind};
-use crate::repo::{Repo, RepoId, RepoPath, RepoType};
+use crate::repo::{Repo, RepoId, RepoPath, RepoType, Revision};
 
 /// Which part of the cache to verify.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -133,7 +136,7 @@ impl<T: TreeSource + ?Sized> TreeSource for &T {
 }
 
 /// One selected revision.
-struct Revision {
+struct RevisionToCheck {
     repo_type: CachedRepoType,
     repo_id: String,
     commit: String,
@@ -148,7 +151,7 @@ struct Check {
 }
 
 /// Resolves the selection to repo folders and revisions.
-fn select(cache: &Path, sel: &VerifySelection) -> Result<Vec<(PathBuf, Vec<Revision>)>, CacheError> {
+fn select(cache: &Path, sel: &VerifySelection) -> Result<Vec<(PathBuf, Vec<RevisionToCheck>)>, CacheError> {
     let folders: Vec<PathBuf> = match &sel.repo {
         Some((t, id)) => {
             let folder = cache.join(t.folder_name(id));
@@ -204,7 +207,7 @@ fn select(cache: &Path, sel: &VerifySelection) -> Result<Vec<(PathBuf, Vec<Revis
         };
         let revisions = commits
             .into_iter()
-            .map(|commit| Revision {
+            .map(|commit| RevisionToCheck {
                 repo_type,
                 repo_id: repo_id.clone(),
                 snapshot: snapshots.join(&commit),
@@ -218,16 +221,9 @@ fn select(cache: &Path, sel: &VerifySelection) -> Result<Vec<(PathBuf, Vec<Revis
 
 /// A ref (content trimmed, as `hf cache verify` reads it) or a commit with a snapshot folder.
 fn resolve_revision(folder: &Path, rev: &str) -> Option<String> {
-    let snapshot_exists = |c: &str| folder.join("snapshots").join(c).is_dir();
-    if crate::repo::is_commit_hash(rev) && snapshot_exists(rev) {
-        return Some(rev.to_string());
-    }
-    if rev.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return None;
-    }
-    let commit = fs::read_to_string(folder.join("refs").join(rev)).ok()?;
-    let commit = commit.trim();
-    snapshot_exists(commit).then(|| commit.to_string())
+    let layout = RepoLayout::from_folder(folder);
+    let commit = lookup::resolve_commit(&layout, &Revision::new(rev).ok()?)?;
+    layout.snapshot_dir(&commit).is_dir().then(|| commit.to_string())
 }
 
 /// The repo-relative path of a snapshot entry (`a/b.txt`).
@@ -278,7 +274,7 @@ pub fn verify(
         for rev in &revisions {
             report.revisions += 1;
             let mut entries = Vec::new();
-            if let Err(e) = scan::walk_snapshot(&rev.snapshot, &mut entries) {
+            if let Err(e) = walk::walk_snapshot(&rev.snapshot, &mut entries) {
                 report.findings.push(Finding::Unreadable {
                     path: rev.snapshot.clone(),
                     message: e.to_string(),
@@ -327,15 +323,15 @@ fn unused_blobs(folder: &Path, used: &[PathBuf], checks: &mut Vec<Check>) {
         return;
     };
     let used_paths: BTreeSet<&PathBuf> = used.iter().collect();
-    let used_ids = scan::referenced_identities(used.iter().map(PathBuf::as_path));
+    let used_ids = walk::referenced_identities(used.iter().map(PathBuf::as_path));
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_blob = scan::is_blob_name(&name) && fs::metadata(&path).is_ok_and(|m| m.is_file());
+        let is_blob = walk::is_blob_name(&name) && fs::metadata(&path).is_ok_and(|m| m.is_file());
         if !is_blob || used_paths.contains(&path) {
             continue;
         }
-        if scan::identities(&path)
+        if walk::identities(&path)
             .into_iter()
             .flatten()
             .any(|id| used_ids.contains(&id))
@@ -353,7 +349,7 @@ fn unused_blobs(folder: &Path, used: &[PathBuf], checks: &mut Vec<Check>) {
 /// Compares one snapshot with the Hub's listing of its commit.
 fn compare_with_hub(
     source: &dyn TreeSource,
-    rev: &Revision,
+    rev: &RevisionToCheck,
     local: &BTreeMap<String, PathBuf>,
     report: &mut VerifyReport,
     remote_checks: &mut Vec<(PathBuf, Digest)>,
@@ -438,7 +434,7 @@ fn run_checks(checks: Vec<Check>, remote_checks: Vec<(PathBuf, Digest)>, report:
             (file, d, job)
         })
         .collect();
-    let results = scan::parallel_map(&jobs, scan::io_threads(), |(path, kind)| {
+    let results = crate::pool::parallel_map(&jobs, crate::pool::io_threads(), |(path, kind)| {
         let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         hash_file(path, *kind).map(|d| (d, size))
     });
@@ -493,7 +489,7 @@ fn sort_key(f: &Finding) -> (u8, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::scan::tests::{add_file, add_ref, C1, C2};
+    use crate::cache::testutil::{add_file, add_ref, C1, C2};
     use std::cell::Cell;
 
     use crate::digest::{git_blob_sha1 as git_sha1, sha256_hex as sha256};

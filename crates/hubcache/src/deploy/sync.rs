@@ -3,8 +3,6 @@
 //! checking presence and hashes with zero requests.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use futures_util::stream::{self, StreamExt};
 
@@ -97,33 +95,24 @@ pub fn verify_offline(cache: &CacheLayout, lock: &Lockfile, threads: usize) -> R
             })
         })
         .collect();
-    let next = AtomicUsize::new(0);
-    let missing = Mutex::new(Vec::new());
-    let corrupt = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((label, path, blob)) = work.get(i) else { break };
-                if !crate::fs::is_file(path) {
-                    if let Ok(mut m) = missing.lock() {
-                        m.push(label.clone());
-                    }
-                    continue;
-                }
-                // A blob id that names no digest cannot be shown intact: as for `cache verify`,
-                // that is a failure, not a pass.
-                let ok = matches!(file_matches_etag(path, blob), Ok(Some(true)));
-                if !ok {
-                    if let Ok(mut c) = corrupt.lock() {
-                        c.push(label.clone());
-                    }
-                }
-            });
+    // Each file: `None` when fine, else whether it is missing (true) or corrupt (false).
+    let problems = crate::pool::parallel_map(&work, threads, |(_, path, blob)| {
+        if !crate::fs::is_file(path) {
+            return Some(true);
         }
+        // A blob id that names no digest cannot be shown intact: as for `cache verify`,
+        // that is a failure, not a pass.
+        (!matches!(file_matches_etag(path, blob), Ok(Some(true)))).then_some(false)
     });
-    let mut missing = missing.into_inner().unwrap_or_default();
-    let mut corrupt = corrupt.into_inner().unwrap_or_default();
+    let mut missing = Vec::new();
+    let mut corrupt = Vec::new();
+    for ((label, _, _), problem) in work.iter().zip(problems) {
+        match problem {
+            Some(true) => missing.push(label.clone()),
+            Some(false) => corrupt.push(label.clone()),
+            None => {}
+        }
+    }
     if missing.is_empty() && corrupt.is_empty() {
         return Ok(work.len());
     }

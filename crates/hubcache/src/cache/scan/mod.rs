@@ -20,394 +20,25 @@
 //! commit, files by path) so its JSON is stable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::{Serialize, Serializer};
+mod report;
+mod warning;
+
+pub use super::layout::{parse_folder_name, CachedRepoType};
+pub use report::{CacheInfo, FileInfo, IncompleteFile, RepoInfo, RevisionInfo, StorePayload, UnreferencedBlob};
+pub use warning::ScanWarning;
 
 use super::error::CacheError;
 use super::shared_store;
+use super::walk::{identities, is_blob_name, read_refs, referenced_identities, walk_snapshot};
+use crate::pool::{io_threads, parallel_map};
 
 /// Names skipped wherever Python skips them (root entries, revision folders, refs).
 pub const FILES_TO_IGNORE: [&str; 3] = [".DS_Store", "Thumbs.db", "desktop.ini"];
-
-/// Repo types a cache folder can have (kernels included, as in 2.4.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CachedRepoType {
-    /// `models--…`
-    Model,
-    /// `datasets--…`
-    Dataset,
-    /// `spaces--…`
-    Space,
-    /// `kernels--…`
-    Kernel,
-}
-
-impl CachedRepoType {
-    /// All types, in Python's sorted prefix order.
-    pub const ALL: [CachedRepoType; 4] = [
-        CachedRepoType::Dataset,
-        CachedRepoType::Kernel,
-        CachedRepoType::Model,
-        CachedRepoType::Space,
-    ];
-
-    /// The singular name (`model`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CachedRepoType::Model => "model",
-            CachedRepoType::Dataset => "dataset",
-            CachedRepoType::Space => "space",
-            CachedRepoType::Kernel => "kernel",
-        }
-    }
-
-    /// The folder-name prefix (`models`, …).
-    pub fn plural(self) -> &'static str {
-        match self {
-            CachedRepoType::Model => "models",
-            CachedRepoType::Dataset => "datasets",
-            CachedRepoType::Space => "spaces",
-            CachedRepoType::Kernel => "kernels",
-        }
-    }
-
-    /// Parses a singular or plural name.
-    pub fn parse(s: &str) -> Option<CachedRepoType> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s || t.plural() == s)
-    }
-
-    /// The folder name of a repo of this type: `models--org--name`.
-    pub fn folder_name(self, repo_id: &str) -> String {
-        format!("{}--{}", self.plural(), repo_id.replace('/', "--"))
-    }
-}
-
-impl fmt::Display for CachedRepoType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a repo folder was left out of the report (Python's `CorruptedCacheException`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanWarning {
-    /// A root entry that is not a folder (e.g. a stray `version.txt`).
-    NotADirectory {
-        /// The entry.
-        path: PathBuf,
-    },
-    /// A root folder without `--` in its name.
-    InvalidName {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// A root folder whose prefix is not a repo type.
-    UnknownRepoType {
-        /// The prefix found.
-        prefix: String,
-        /// The folder.
-        path: PathBuf,
-    },
-    /// A repo folder without `snapshots/`.
-    MissingSnapshots {
-        /// The missing `snapshots` path.
-        path: PathBuf,
-    },
-    /// `refs` is a file.
-    RefsIsFile {
-        /// The `refs` path.
-        path: PathBuf,
-    },
-    /// A plain file directly in `snapshots/`.
-    FileInSnapshots {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A snapshot entry whose blob is gone.
-    BrokenSymlink {
-        /// The blob path (first hop) that does not exist.
-        blob_path: PathBuf,
-    },
-    /// Refs whose content names no snapshot folder.
-    MissingCommits {
-        /// Content of each dangling ref → the ref names holding it.
-        refs: BTreeMap<String, Vec<String>>,
-        /// The repo folder.
-        repo_path: PathBuf,
-    },
-    /// Something could not be read (Python would stop with an exception here).
-    Unreadable {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        message: String,
-    },
-}
-
-impl ScanWarning {
-    /// The repo folder (or root entry) the warning is about.
-    pub fn path(&self) -> &Path {
-        match self {
-            ScanWarning::NotADirectory { path }
-            | ScanWarning::InvalidName { path }
-            | ScanWarning::UnknownRepoType { path, .. }
-            | ScanWarning::MissingSnapshots { path }
-            | ScanWarning::RefsIsFile { path }
-            | ScanWarning::FileInSnapshots { path }
-            | ScanWarning::Unreadable { path, .. } => path,
-            ScanWarning::BrokenSymlink { blob_path } => blob_path,
-            ScanWarning::MissingCommits { repo_path, .. } => repo_path,
-        }
-    }
-}
-
-/// Python's `repr()` of a str, enough for ref contents.
-fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::from(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-impl fmt::Display for ScanWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScanWarning::NotADirectory { path } => write!(f, "Repo path is not a directory: {}", path.display()),
-            ScanWarning::InvalidName { path } => write!(
-                f,
-                "Repo path is not a valid HuggingFace cache directory: {}",
-                path.display()
-            ),
-            ScanWarning::UnknownRepoType { prefix, path } => write!(
-                f,
-                "Repo type must be one of ['datasets', 'kernels', 'models', 'spaces'], found `{prefix}` ({}).",
-                path.display()
-            ),
-            ScanWarning::MissingSnapshots { path } => {
-                write!(f, "Snapshots dir doesn't exist in cached repo: {}", path.display())
-            }
-            ScanWarning::RefsIsFile { path } => write!(f, "Refs directory cannot be a file: {}", path.display()),
-            ScanWarning::FileInSnapshots { path } => {
-                write!(f, "Snapshots folder corrupted. Found a file: {}", path.display())
-            }
-            ScanWarning::BrokenSymlink { blob_path } => {
-                write!(f, "Blob missing (broken symlink): {}", blob_path.display())
-            }
-            ScanWarning::MissingCommits { refs, repo_path } => {
-                let items: Vec<String> = refs
-                    .iter()
-                    .map(|(hash, names)| {
-                        let names: Vec<String> = names.iter().map(|n| py_repr(n)).collect();
-                        format!("{}: {{{}}}", py_repr(hash), names.join(", "))
-                    })
-                    .collect();
-                write!(
-                    f,
-                    "Reference(s) refer to missing commit hashes: {{{}}} ({}).",
-                    items.join(", "),
-                    repo_path.display()
-                )
-            }
-            ScanWarning::Unreadable { path, message } => write!(f, "Cannot read {}: {message}", path.display()),
-        }
-    }
-}
-
-/// One file of a cached revision (`CachedFileInfo`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FileInfo {
-    /// Base name.
-    pub file_name: String,
-    /// `snapshots/<commit>/<path>`.
-    #[serde(serialize_with = "ser_path")]
-    pub file_path: PathBuf,
-    /// First symlink hop, absolute and normalised (the file itself when it is not a link).
-    #[serde(serialize_with = "ser_path")]
-    pub blob_path: PathBuf,
-    /// Size of the content.
-    pub size_on_disk: u64,
-    /// Access time of the content (Unix seconds, as Python's `st_atime`).
-    pub blob_last_accessed: f64,
-    /// Modification time of the content.
-    pub blob_last_modified: f64,
-    /// The shared-store payload behind `blob_path`, when it is a store link.
-    #[serde(skip)]
-    pub shared_target: Option<PathBuf>,
-}
-
-/// One cached revision (`CachedRevisionInfo`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RevisionInfo {
-    /// The snapshot folder's name.
-    pub commit_hash: String,
-    /// `snapshots/<commit>`.
-    #[serde(serialize_with = "ser_path")]
-    pub snapshot_path: PathBuf,
-    /// Sum of the distinct blobs of the revision.
-    pub size_on_disk: u64,
-    /// Number of files.
-    pub nb_files: usize,
-    /// Refs pointing here, sorted.
-    pub refs: Vec<String>,
-    /// Newest blob mtime, or the folder's mtime when empty.
-    pub last_modified: f64,
-    /// Files, sorted by path.
-    pub files: Vec<FileInfo>,
-}
-
-/// One cached repo (`CachedRepoInfo`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RepoInfo {
-    /// `org/name`.
-    pub repo_id: String,
-    /// Model, dataset, space or kernel.
-    pub repo_type: CachedRepoType,
-    /// The repo folder.
-    #[serde(serialize_with = "ser_path")]
-    pub repo_path: PathBuf,
-    /// Sum of the distinct blobs of all revisions (shared payloads counted in every repo).
-    pub size_on_disk: u64,
-    /// Number of distinct blobs.
-    pub nb_files: usize,
-    /// Newest blob atime, or the folder's atime when there are no files.
-    pub last_accessed: f64,
-    /// Newest blob mtime, or the folder's mtime when there are no files.
-    pub last_modified: f64,
-    /// Ref name → commit.
-    pub refs: BTreeMap<String, String>,
-    /// Revisions, sorted by commit.
-    pub revisions: Vec<RevisionInfo>,
-    /// Entries of `blobs/` no snapshot file uses (candidates for `prune`), not in Python's report.
-    #[serde(skip)]
-    pub unreferenced_blobs: Vec<UnreferencedBlob>,
-}
-
-/// A blob no snapshot of its repo links to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnreferencedBlob {
-    /// `<repo>/blobs/<etag>`.
-    pub path: PathBuf,
-    /// Content size (through a store link).
-    pub size: u64,
-    /// Its shared-store payload, when it is a store link.
-    pub shared_target: Option<PathBuf>,
-}
-
-/// A leftover or running download (`CachedIncompleteFileInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IncompleteFile {
-    /// `<repo>/blobs/<etag>[.<8 hex>].incomplete`.
-    #[serde(serialize_with = "ser_path")]
-    pub file_path: PathBuf,
-    /// Its size.
-    pub size_on_disk: u64,
-}
-
-/// One payload of the shared store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StorePayload {
-    /// Its size.
-    pub size: u64,
-    /// Valid manifest references; `None` when the manifest is unreadable (never collected).
-    pub references: Option<std::collections::BTreeSet<PathBuf>>,
-}
-
-/// The whole report (`HFCacheInfo`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CacheInfo {
-    /// Physical bytes: distinct blobs once, shared payloads once.
-    pub size_on_disk: u64,
-    /// Valid repos, sorted by `type/id`.
-    pub repos: Vec<RepoInfo>,
-    /// Every `*/blobs/*.incomplete`.
-    pub incomplete_files: Vec<IncompleteFile>,
-    /// One per repo folder left out, with Python's message.
-    #[serde(serialize_with = "ser_display_list")]
-    pub warnings: Vec<ScanWarning>,
-    /// The scanned folder, resolved.
-    #[serde(serialize_with = "ser_path")]
-    pub cache_dir: PathBuf,
-    /// Payloads of the marked shared store, if there is one.
-    #[serde(skip)]
-    pub shared_store: Option<BTreeMap<PathBuf, StorePayload>>,
-}
-
-fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&p.to_string_lossy())
-}
-
-fn ser_display_list<S: Serializer>(items: &[ScanWarning], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(items.iter().map(|w| w.to_string()))
-}
-
-impl RepoInfo {
-    /// `type/id`, e.g. `model/org/name`.
-    pub fn cache_id(&self) -> String {
-        format!("{}/{}", self.repo_type, self.repo_id)
-    }
-
-    /// The folder name (`models--org--name`).
-    pub fn folder_name(&self) -> String {
-        self.repo_type.folder_name(&self.repo_id)
-    }
-
-    /// The revision a ref name or a full commit hash designates.
-    pub fn revision(&self, rev: &str) -> Option<&RevisionInfo> {
-        let commit = self.refs.get(rev).map(String::as_str).unwrap_or(rev);
-        self.revisions.iter().find(|r| r.commit_hash == commit)
-    }
-}
-
-impl CacheInfo {
-    /// Total size of the incomplete files.
-    pub fn incomplete_size_on_disk(&self) -> u64 {
-        self.incomplete_files.iter().map(|f| f.size_on_disk).sum()
-    }
-
-    /// Shared-store payloads whose manifest proves nothing references them, with sizes.
-    pub fn unreferenced_shared_blobs(&self) -> Vec<(PathBuf, u64)> {
-        let Some(store) = &self.shared_store else {
-            return Vec::new();
-        };
-        store
-            .iter()
-            .filter(|(_, p)| p.references.as_ref().is_some_and(|r| r.is_empty()))
-            .map(|(path, p)| (path.clone(), p.size))
-            .collect()
-    }
-
-    /// The repo of that type and id (case-insensitive, as `hf cache rm` matches).
-    pub fn repo(&self, repo_type: CachedRepoType, repo_id: &str) -> Option<&RepoInfo> {
-        self.repos
-            .iter()
-            .find(|r| r.repo_type == repo_type && r.repo_id.eq_ignore_ascii_case(repo_id))
-    }
-}
 
 /// Unix time of a stat field the way CPython builds `st_atime`/`st_mtime`.
 pub(crate) fn py_time(sec: i64, nsec: i64) -> f64 {
@@ -431,99 +62,11 @@ impl BlobStat {
     }
 }
 
-/// One file found under a snapshot folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapshotEntry {
-    /// The entry in the snapshot.
-    pub file_path: PathBuf,
-    /// First hop of the link (absolute, normalised), or the file itself.
-    pub blob_path: PathBuf,
-}
-
-/// Every non-folder entry under `dir`, like `Path.glob("**/*")` minus folders: folder symlinks
-/// are neither entered nor listed, broken links are listed.
-pub(crate) fn walk_snapshot(dir: &Path, out: &mut Vec<SnapshotEntry>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk_snapshot(&path, out)?;
-        } else if kind.is_symlink() {
-            if fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-                continue;
-            }
-            let target = fs::read_link(&path)?;
-            let blob_path = shared_store::normalize(&dir.join(target));
-            out.push(SnapshotEntry {
-                file_path: path,
-                blob_path,
-            });
-        } else {
-            out.push(SnapshotEntry {
-                blob_path: path.clone(),
-                file_path: path,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Files under `dir` (recursively, folders not listed), as `(relative name, path)`.
-fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk_files(&path, &rel, out)?;
-        } else if !fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-            out.push((rel, path));
-        }
-    }
-    Ok(())
-}
-
-/// Reads a ref the way Python's text mode does (UTF-8, universal newlines, no trimming).
-fn read_ref_raw(path: &Path) -> io::Result<String> {
-    let bytes = fs::read(path)?;
-    Ok(String::from_utf8_lossy(&bytes)
-        .replace("\r\n", "\n")
-        .replace('\r', "\n"))
-}
-
-/// Refs of a repo: ref name → raw content, each file under `refs/` (folder links not entered).
-pub(crate) fn read_refs(refs_dir: &Path) -> io::Result<BTreeMap<String, String>> {
-    let mut files = Vec::new();
-    walk_files(refs_dir, "", &mut files)?;
-    let mut out = BTreeMap::new();
-    for (name, path) in files {
-        let base = name.rsplit('/').next().unwrap_or(&name);
-        if FILES_TO_IGNORE.contains(&base) {
-            continue;
-        }
-        out.insert(name, read_ref_raw(&path)?);
-    }
-    Ok(out)
-}
-
 fn unreadable(path: &Path, e: io::Error) -> ScanWarning {
     ScanWarning::Unreadable {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-/// The type and id a repo folder name stands for (`models--org--name` → model, `org/name`).
-pub fn parse_folder_name(name: &str) -> Option<(CachedRepoType, String)> {
-    let (prefix, rest) = name.split_once("--")?;
-    let t = CachedRepoType::ALL.into_iter().find(|t| t.plural() == prefix)?;
-    Some((t, rest.replace("--", "/")))
 }
 
 /// Scans one repo folder (`_scan_cached_repo`).
@@ -672,23 +215,6 @@ fn scan_repo(
     })
 }
 
-/// Whether a `blobs/` entry name is a blob (an etag), not a temp, probe or hidden file.
-pub(crate) fn is_blob_name(name: &str) -> bool {
-    crate::repo::is_valid_etag(name) && !name.starts_with("tmp_")
-}
-
-/// Identity of a file (device, inode): the same blob reached through different spellings of
-/// the cache path (absolute links through a symlinked home, …) is still the same blob.
-pub(crate) fn identities(path: &Path) -> [Option<(u64, u64)>; 2] {
-    let id = |m: Metadata| (m.dev(), m.ino());
-    [fs::symlink_metadata(path).ok().map(id), fs::metadata(path).ok().map(id)]
-}
-
-/// Identities of everything the snapshot files of `revisions` link to (first hop and content).
-pub(crate) fn referenced_identities<'a>(files: impl Iterator<Item = &'a Path>) -> HashSet<(u64, u64)> {
-    files.flat_map(|p| identities(p).into_iter().flatten()).collect()
-}
-
 /// Entries of `<repo>/blobs/` (listed once by the caller) that no snapshot file of the repo uses.
 fn unreferenced_blobs(
     repo_path: &Path,
@@ -754,45 +280,6 @@ fn list_blobs(root: &Path) -> (Vec<(String, fs::FileType)>, Vec<IncompleteFile>)
         }
     }
     (entries, incomplete)
-}
-
-/// Runs `f` over `items` on up to `threads` threads; results keep the input order.
-pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        // A worker only panics if `f` does; propagate that panic.
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Threads for file-system work: the cores, at least 4 (the work waits on the disk), at most 16.
-pub(crate) fn io_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(4)
-        .clamp(4, 16)
 }
 
 /// Resolves the cache folder as Python does (`expanduser().resolve()`) and checks it.
@@ -873,42 +360,10 @@ pub fn scan(cache_dir: &Path) -> Result<CacheInfo, CacheError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::cache::testutil::*;
     use std::os::unix::fs::symlink;
-
-    pub(crate) const C1: &str = "1111111111111111111111111111111111111111";
-    pub(crate) const C2: &str = "2222222222222222222222222222222222222222";
-
-    /// Adds `blobs/<etag>` with `content` and links `snapshots/<commit>/<path>` to it.
-    pub(crate) fn add_file(repo: &Path, commit: &str, path: &str, etag: &str, content: &[u8]) {
-        let blob = repo.join("blobs").join(etag);
-        fs::create_dir_all(blob.parent().unwrap()).unwrap();
-        fs::write(&blob, content).unwrap();
-        let pointer = repo.join("snapshots").join(commit).join(path);
-        fs::create_dir_all(pointer.parent().unwrap()).unwrap();
-        let depth = path.matches('/').count();
-        let target = format!("{}../../blobs/{etag}", "../".repeat(depth));
-        let _ = fs::remove_file(&pointer);
-        symlink(target, pointer).unwrap();
-    }
-
-    pub(crate) fn add_ref(repo: &Path, name: &str, commit: &str) {
-        let p = repo.join("refs").join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, commit).unwrap();
-    }
-
-    /// Two revisions sharing one blob; C2 is `main`, C1 detached.
-    pub(crate) fn two_revisions(cache: &Path) -> PathBuf {
-        let repo = cache.join("models--org--m");
-        add_file(&repo, C1, "config.json", "e1", b"{}");
-        add_file(&repo, C1, "weights.bin", "e2", b"0123456789");
-        add_file(&repo, C2, "config.json", "e1", b"{}");
-        add_file(&repo, C2, "sub/dir/weights.bin", "e3", b"abcdefghijklmnopqrst");
-        add_ref(&repo, "main", C2);
-        repo
-    }
 
     #[test]
     fn sizes_counts_refs_and_paths() {
