@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use futures_util::stream::{self, StreamExt};
 
 use super::file::{cached_commit, KnownFile};
-use super::patterns::Filter;
+use super::patterns::{Filter, Selection};
 use super::{Hub, SnapshotRequest};
 use crate::cache::{commit, tree};
 use crate::error::{Error, OfflineReason, Result};
@@ -30,6 +30,24 @@ impl Hub {
     /// Downloads a snapshot (or its filtered part) and returns the snapshot folder
     /// (or the local dir).
     pub async fn snapshot(&self, req: &SnapshotRequest) -> Result<PathBuf> {
+        Ok(self.snapshot_run(req).await?.0)
+    }
+
+    /// [`Hub::snapshot`], also telling which files the include/exclude filters selected: from
+    /// the commit's listing (the one the snapshot fetched, or `trees/<commit>.json` offline),
+    /// else, offline without a listing, from the files the folder holds. An empty selection
+    /// is not an error here (as in Python); front ends may make it one.
+    pub async fn snapshot_selection(&self, req: &SnapshotRequest) -> Result<(PathBuf, Selection)> {
+        let (path, selection) = self.snapshot_run(req).await?;
+        let selection = match selection {
+            Some(s) => s,
+            None => Filter::new(&req.include, &req.exclude).select(&folder_files(&path)),
+        };
+        Ok((path, selection))
+    }
+
+    /// The snapshot pipeline; the selection is `None` when no listing was at hand (offline).
+    async fn snapshot_run(&self, req: &SnapshotRequest) -> Result<(PathBuf, Option<Selection>)> {
         let filter = Filter::new(&req.include, &req.exclude);
         let offline = self.offline_reason(req.local_only);
         let mut commit = req.revision.commit().cloned();
@@ -66,6 +84,7 @@ impl Hub {
         let (Some(commit), Some(listing)) = (commit.clone(), listing) else {
             return self.offline_snapshot(req, &filter, commit, offline, api_error);
         };
+        let selection = filter.select(listing.keys());
         let selected: Vec<(RepoPath, tree::TreeFile)> =
             listing.into_iter().filter(|(p, _)| filter.keeps(p.as_str())).collect();
         if let Revision::Ref(name) = &req.revision {
@@ -123,7 +142,7 @@ impl Hub {
         if req.local_dir.is_none() {
             std::fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
         }
-        Ok(target)
+        Ok((target, Some(selection)))
     }
 
     /// The commit's files: from `trees/<commit>.json`, else the tree API (then cached).
@@ -232,10 +251,10 @@ impl Hub {
         commit: Option<CommitHash>,
         offline: Option<OfflineReason>,
         api_error: Option<HubError>,
-    ) -> Result<PathBuf> {
+    ) -> Result<(PathBuf, Option<Selection>)> {
         if let Some(dir) = &req.local_dir {
             if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-                return Ok(dir.clone());
+                return Ok((dir.clone(), None));
             }
         } else {
             let commit = commit.or_else(|| cached_commit(self, &req.repo, &req.revision));
@@ -243,7 +262,8 @@ impl Hub {
                 let layout = self.cache.repo(&req.repo);
                 let dir = layout.snapshot_dir(&commit);
                 if dir.is_dir() {
-                    if let Some(listing) = tree::read(&layout.tree_file(&commit)) {
+                    let listing = tree::read(&layout.tree_file(&commit));
+                    if let Some(listing) = &listing {
                         let missing: Vec<String> = listing
                             .keys()
                             .filter(|p| filter.keeps(p.as_str()))
@@ -262,7 +282,7 @@ impl Hub {
                         self.reporter
                             .warning(&format!("using the cached snapshot of {}: {e}", req.repo));
                     }
-                    return Ok(dir);
+                    return Ok((dir, listing.map(|l| filter.select(l.keys()))));
                 }
             }
         }
@@ -303,6 +323,32 @@ fn local_metadata(dir: &std::path::Path, path: &RepoPath) -> Option<super::local
         .and_then(|t| super::local_dir::parse_metadata(&t))
 }
 
+/// The repo files a snapshot folder (or local dir) holds, sorted; the local dir's
+/// `.cache/huggingface` metadata and names that are no valid repo path are left out.
+fn folder_files(root: &std::path::Path) -> Vec<RepoPath> {
+    let mut files = Vec::new();
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = pending.pop() {
+        let Ok(entries) = dir.read_dir() else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = format!("{prefix}{name}");
+            let path = entry.path();
+            // Folders are real folders (a linked one is not followed: no loops); files may be
+            // links into blobs/.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if rel != ".cache/huggingface" {
+                    pending.push((path, format!("{rel}/")));
+                }
+            } else if path.is_file() {
+                files.extend(RepoPath::new(&rel).ok());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 fn parse_commit(sha: &str) -> Result<CommitHash> {
     CommitHash::new(sha).map_err(|_| Error::BadResponse {
         what: "commit hash (sha)",
@@ -334,4 +380,27 @@ fn listing_from_entries(entries: Vec<TreeEntry>) -> Result<BTreeMap<RepoPath, tr
         out.insert(path, file);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_files_lists_repo_files_without_local_dir_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(root.join(".cache/huggingface/download")).unwrap();
+        for f in [
+            "config.json",
+            "sub/a.bin",
+            "sub/deeper/b.txt",
+            ".cache/huggingface/download/x.metadata",
+        ] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let names: Vec<String> = folder_files(root).iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["config.json", "sub/a.bin", "sub/deeper/b.txt"]);
+    }
 }
