@@ -295,7 +295,7 @@ pub fn export(settings: &Settings, args: ExportArgs) -> CmdResult {
 }
 
 fn parse_split(value: &str) -> Result<u64, String> {
-    match crate::cache_view::parse_size(value)? {
+    match crate::units::parse_size(value)? {
         n if n >= 1 << 20 => Ok(n as u64),
         _ => Err("a part must be at least 1 MiB".into()),
     }
