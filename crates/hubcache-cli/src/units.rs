@@ -1,6 +1,7 @@
 //! Sizes, counts and durations as users read and type them: `hf cache`'s decimal sizes and
 //! relative times (`format_size`, `format_timesince`), its size and duration parsers
-//! (`10GB`, `7d`), and the spelled-out figures of `hubcache model` (`90.9 MB`, `22.7 M`).
+//! (`10GB`, `7d`), and counts in the same style (`22.7M` parameters). Every figure the CLI
+//! prints goes through here, so `cache ls`, `prune` and `model` read alike.
 
 /// `_format_size`: decimal units, one decimal (`16.0`, `1.0K`, `1.1G`).
 pub fn format_size(num: u64) -> String {
@@ -12,6 +13,22 @@ pub fn format_size(num: u64) -> String {
         n /= 1000.0;
     }
     format!("{n:.1}Y")
+}
+
+/// A count (tensors, parameters) in the style of [`format_size`]: `7`, `1.5K`, `22.7M`,
+/// `7.0B` (billions).
+pub fn format_count(num: u64) -> String {
+    if num < 1000 {
+        return num.to_string();
+    }
+    let mut n = num as f64;
+    for unit in ["", "K", "M", "B", "T", "P"] {
+        if n < 1000.0 {
+            return format!("{n:.1}{unit}");
+        }
+        n /= 1000.0;
+    }
+    format!("{n:.1}E")
 }
 
 /// `format_timesince` (2.4.0 caps: seconds ≤ 59, minutes ≤ 59, hours ≤ 23, days ≤ 6,
@@ -141,6 +158,17 @@ mod tests {
         assert_eq!(format_size(1 << 30), "1.1G");
         assert_eq!(format_size(999_950), "1000.0K");
         assert_eq!(format_size(u64::MAX), "18.4E");
+    }
+
+    #[test]
+    fn counts_in_the_style_of_sizes() {
+        assert_eq!(format_count(7), "7");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1_500), "1.5K");
+        assert_eq!(format_count(22_713_216), "22.7M");
+        assert_eq!(format_count(7_000_000_000), "7.0B");
+        assert_eq!(format_size(90_868_376), "90.9M", "bytes and counts read alike");
+        assert_eq!(format_count(u64::MAX), "18.4E");
     }
 
     #[test]
