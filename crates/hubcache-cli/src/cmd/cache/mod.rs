@@ -20,11 +20,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use hubcache::cache::delete::{self, CleanupLock, DeletePlan, ExecuteReport};
-use hubcache::cache::layout::GC_LOCK_NAME;
 use hubcache::cache::scan::{self, CacheInfo, CachedRepoType};
 use hubcache::cache::CacheError;
 use hubcache::Settings;
 
+use crate::progress::{lock_wait_notice, Waiter};
 use crate::units::format_size;
 use crate::{CmdResult, Hinted};
 
@@ -91,21 +91,9 @@ fn out(text: &str) {
     let _ = writeln!(stdout, "{text}");
 }
 
-/// What we say while waiting for a lock held by someone else.
+/// Says on stderr that a clean-up waits for a lock (the downloads' side is in the reporter).
 fn wait_notice(lock: &Path, waited: Duration) {
-    let name = lock
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let what = if name == GC_LOCK_NAME {
-        "waiting for running hubcache downloads to finish before cleaning up".to_string()
-    } else {
-        format!(
-            "waiting for a download to finish with {}",
-            name.trim_end_matches(".lock")
-        )
-    };
-    eprintln!("{what} (lock {}, waited {}s)", lock.display(), waited.as_secs());
+    eprintln!("{}", lock_wait_notice(Waiter::Cleanup, lock, waited));
 }
 
 /// Asks on a terminal; elsewhere (scripts, pipes) proceeds as told.

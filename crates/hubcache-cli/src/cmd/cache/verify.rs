@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hubcache::cache::verify::{self, Finding, VerifySelection};
 use hubcache::download::trees::HubTrees;
-use hubcache::{HubBuilder, Settings, Token};
+use hubcache::Settings;
 
 use super::{cache_dir, out, repo_type, REPO_TYPES};
 use crate::units::format_size;
@@ -47,10 +47,7 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CmdResult {
         revision: args.revision.clone(),
     };
     let trees = if args.remote {
-        let mut builder = HubBuilder::from_settings(settings).cache_dir(&cache);
-        if let Some(t) = &args.token {
-            builder = builder.token(Token::parse(t));
-        }
+        let builder = crate::hub_builder(settings, Some(&cache), args.token.as_ref(), false);
         Some(HubTrees::new(builder.build()?.client().clone()))
     } else {
         None
@@ -58,58 +55,22 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CmdResult {
     let report = verify::verify(&cache, &selection, trees.as_ref().map(|t| t as &dyn verify::TreeSource))?;
     let (mut damaged, mut missing_remote, mut extra_remote) = (0usize, 0usize, 0usize);
     for f in &report.findings {
-        match f {
-            Finding::Corrupt {
-                file_path,
-                expected,
-                actual,
-                ..
-            } => {
-                damaged += 1;
-                out(&format!(
-                    "corrupt: {}: expected {} {}, got {actual}",
-                    file_path.display(),
-                    expected.kind,
-                    expected.hex
-                ));
-            }
-            Finding::Missing { file_path, blob_path } => {
-                damaged += 1;
-                out(&format!(
-                    "missing: {} (blob {} is gone)",
-                    file_path.display(),
-                    blob_path.display()
-                ));
-            }
-            Finding::Unreadable { path, message } => {
-                damaged += 1;
-                out(&format!("unreadable: {}: {message}", path.display()));
-            }
-            Finding::RemoteMismatch {
-                file_path,
-                expected,
-                actual,
-            } => {
-                damaged += 1;
-                out(&format!(
-                    "mismatch: {}: the Hub says {} {}, the file hashes to {actual}",
-                    file_path.display(),
-                    expected.kind,
-                    expected.hex
-                ));
-            }
-            Finding::RemoteMissing { repo, commit, path } => {
+        let listed = match f {
+            Finding::RemoteMissing { .. } => {
                 missing_remote += 1;
-                if args.fail_on_missing_files {
-                    out(&format!("missing locally: {repo}@{commit}: {path}"));
-                }
+                args.fail_on_missing_files
             }
-            Finding::RemoteExtra { repo, commit, path } => {
+            Finding::RemoteExtra { .. } => {
                 extra_remote += 1;
-                if args.fail_on_extra_files {
-                    out(&format!("extra: {repo}@{commit}: {path}"));
-                }
+                args.fail_on_extra_files
             }
+            _ => {
+                damaged += 1;
+                true
+            }
+        };
+        if listed {
+            out(&finding_line(f));
         }
     }
     if missing_remote > 0 && !args.fail_on_missing_files {
@@ -144,4 +105,32 @@ pub fn run(settings: &Settings, args: VerifyArgs) -> CmdResult {
     }
     out(&format!("Verified {scope}: all checksums match."));
     Ok(ExitCode::SUCCESS)
+}
+
+/// One finding as a line of the report: what is wrong, where, and the digests involved.
+fn finding_line(finding: &Finding) -> String {
+    match finding {
+        Finding::Corrupt {
+            file_path,
+            expected,
+            actual,
+            ..
+        } => format!("corrupt: {}: expected {expected}, got {actual}", file_path.display()),
+        Finding::Missing { file_path, blob_path } => format!(
+            "missing: {} (blob {} is gone)",
+            file_path.display(),
+            blob_path.display()
+        ),
+        Finding::Unreadable { path, message } => format!("unreadable: {}: {message}", path.display()),
+        Finding::RemoteMismatch {
+            file_path,
+            expected,
+            actual,
+        } => format!(
+            "mismatch: {}: the Hub says {expected}, the file hashes to {actual}",
+            file_path.display()
+        ),
+        Finding::RemoteMissing { repo, commit, path } => format!("missing locally: {repo}@{commit}: {path}"),
+        Finding::RemoteExtra { repo, commit, path } => format!("extra: {repo}@{commit}: {path}"),
+    }
 }
