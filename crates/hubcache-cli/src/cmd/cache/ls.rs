@@ -13,6 +13,7 @@ use super::{cache_dir, now, out, table};
 use crate::units::format_size;
 use crate::CmdResult;
 
+/// Arguments of `hubcache cache ls`.
 #[derive(Args)]
 pub struct LsArgs {
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).

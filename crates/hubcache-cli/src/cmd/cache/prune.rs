@@ -14,6 +14,7 @@ use super::{cache_dir, confirm, exit_for, now, out, print_selections, run_plan};
 use crate::units::{self, format_size, format_timesince, Age};
 use crate::CmdResult;
 
+/// Arguments of `hubcache cache prune`.
 #[derive(Args)]
 pub struct PruneArgs {
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).

@@ -13,6 +13,7 @@ use super::{cache_dir, confirm, exit_for, out, print_selections, repo_type, run_
 use crate::units::format_size;
 use crate::CmdResult;
 
+/// Arguments of `hubcache cache rm`.
 #[derive(Args)]
 pub struct RmArgs {
     /// ORG/NAME (whole repo), ORG/NAME@REVISION (a ref, a commit or a commit prefix), or a

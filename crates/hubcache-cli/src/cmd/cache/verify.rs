@@ -12,6 +12,7 @@ use super::{cache_dir, out, repo_type, REPO_TYPES};
 use crate::units::format_size;
 use crate::CmdResult;
 
+/// Arguments of `hubcache cache verify`.
 #[derive(Args)]
 pub struct VerifyArgs {
     /// ORG/NAME to verify (default: the whole cache).
