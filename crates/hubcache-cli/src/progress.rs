@@ -4,8 +4,36 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
+use hubcache::cache::layout::GC_LOCK_NAME;
 use hubcache::{FileProgress, Reporter};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Who waits for a lock another process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiter {
+    /// A download (the clean-up lock shared, or a file's lock).
+    Download,
+    /// `cache rm`/`prune` (the clean-up lock exclusive, or a file's lock before deleting it).
+    Cleanup,
+}
+
+/// What we say while `waiter` waits for `lock`: who holds it, the lock and how long so far.
+pub fn lock_wait_notice(waiter: Waiter, lock: &Path, waited: Duration) -> String {
+    let name = lock
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = match (waiter, name == GC_LOCK_NAME) {
+        (Waiter::Download, true) => "waiting for a cache clean-up (hubcache cache rm/prune) to finish".to_string(),
+        (Waiter::Download, false) => "waiting for another process to finish downloading".to_string(),
+        (Waiter::Cleanup, true) => "waiting for running hubcache downloads to finish before cleaning up".to_string(),
+        (Waiter::Cleanup, false) => format!(
+            "waiting for a download to finish with {}",
+            name.trim_end_matches(".lock")
+        ),
+    };
+    format!("{what} (lock {}, waited {}s)", lock.display(), waited.as_secs())
+}
 
 /// Whether stderr is a terminal (bars are drawn only then).
 pub fn stderr_is_terminal() -> bool {
@@ -65,22 +93,7 @@ impl Reporter for CliReporter {
     }
 
     fn waiting_for_lock(&self, lock: &Path, waited: Duration) {
-        if lock
-            .file_name()
-            .is_some_and(|n| n == hubcache::cache::layout::GC_LOCK_NAME)
-        {
-            self.println(&format!(
-                "waiting for a cache clean-up (hubcache cache rm/prune) to finish (lock {}, waited {}s)",
-                lock.display(),
-                waited.as_secs()
-            ));
-            return;
-        }
-        self.println(&format!(
-            "waiting for another process to finish downloading (lock {}, waited {}s)",
-            lock.display(),
-            waited.as_secs()
-        ));
+        self.println(&lock_wait_notice(Waiter::Download, lock, waited));
     }
 
     fn warning(&self, message: &str) {
@@ -90,12 +103,31 @@ impl Reporter for CliReporter {
     }
 }
 
-/// Tells the user a command waits for a lock another process holds (for commands that write
-/// the cache without a [`CliReporter`]).
-pub fn lock_wait_notice(lock: &Path, waited: Duration) {
-    eprintln!(
-        "waiting for another process to release {} (waited {}s)",
-        lock.display(),
-        waited.as_secs()
-    );
+/// Prints a lock wait of a command that writes the cache without a [`CliReporter`].
+pub fn print_writer_wait(lock: &Path, waited: Duration) {
+    eprintln!("{}", lock_wait_notice(Waiter::Download, lock, waited));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_notices_name_who_holds_the_lock() {
+        let gc = Path::new("/c/.locks").join(GC_LOCK_NAME);
+        let file = Path::new("/c/.locks/models--a--b/abc123.lock");
+        let secs = Duration::from_secs(5);
+        let download_gc = lock_wait_notice(Waiter::Download, &gc, secs);
+        assert!(download_gc
+            .starts_with("waiting for a cache clean-up (hubcache cache rm/prune) to finish (lock /c/.locks/"));
+        assert!(download_gc.ends_with(", waited 5s)"), "{download_gc}");
+        assert!(lock_wait_notice(Waiter::Download, file, secs)
+            .starts_with("waiting for another process to finish downloading"));
+        assert!(lock_wait_notice(Waiter::Cleanup, &gc, secs)
+            .starts_with("waiting for running hubcache downloads to finish before cleaning up"));
+        assert_eq!(
+            lock_wait_notice(Waiter::Cleanup, file, secs),
+            "waiting for a download to finish with abc123 (lock /c/.locks/models--a--b/abc123.lock, waited 5s)"
+        );
+    }
 }

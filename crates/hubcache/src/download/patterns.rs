@@ -2,6 +2,63 @@
 //!
 //! `*` matches any run of characters including `/`, `?` one character, `[seq]` / `[!seq]` a set;
 //! matching is case-sensitive; `\` counts as `/`; a pattern ending in `/` selects the folder.
+//!
+//! [`validate_pattern`] names the patterns that can never match a repo file (`..` segments, a
+//! leading `/`, backslashes), for front ends that want to refuse them; [`Filter`] itself keeps
+//! Python's behaviour and accepts anything.
+
+use crate::repo::RepoPath;
+
+/// Why a pattern can never select a repo file (see [`validate_pattern`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A `..` segment: repo paths never climb out of the repo.
+    #[error("pattern '{pattern}' has a `..` segment, but repo paths never leave the repo")]
+    ParentSegment {
+        /// The pattern as given.
+        pattern: String,
+    },
+    /// A leading `/` or a drive (`C:`): repo paths are relative to the repo's root.
+    #[error("pattern '{pattern}' is absolute, but repo paths are relative to the repo's root (write `config.json`, `sub/*`)")]
+    Absolute {
+        /// The pattern as given.
+        pattern: String,
+    },
+    /// A backslash: repo paths separate folders with `/`.
+    #[error("pattern '{pattern}' has a backslash, but repo paths separate folders with `/`")]
+    Backslash {
+        /// The pattern as given.
+        pattern: String,
+    },
+}
+
+/// Refuses a pattern that can never match a repo file: one with a `..` segment, a leading `/`
+/// or drive, or a backslash (checked in that order, `\` read as `/` for the first two).
+pub fn validate_pattern(pattern: &str) -> Result<(), PatternError> {
+    let owned = || pattern.to_string();
+    let slashed = pattern.replace('\\', "/");
+    if slashed.split('/').any(|seg| seg == "..") {
+        return Err(PatternError::ParentSegment { pattern: owned() });
+    }
+    let b = slashed.as_bytes();
+    let drive = b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':';
+    if slashed.starts_with('/') || drive {
+        return Err(PatternError::Absolute { pattern: owned() });
+    }
+    if pattern.contains('\\') {
+        return Err(PatternError::Backslash { pattern: owned() });
+    }
+    Ok(())
+}
+
+/// A listing split by a [`Filter`]: every file, and the ones it keeps (both in listing order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Every file of the listing.
+    pub listed: Vec<RepoPath>,
+    /// The files the filter keeps.
+    pub selected: Vec<RepoPath>,
+}
 
 /// Whether `name` matches the shell pattern `pattern` (fnmatchcase).
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
@@ -120,6 +177,13 @@ impl Filter {
         (self.include.is_empty() || self.include.iter().any(|p| !p.is_empty() && fnmatch(p, &path)))
             && !self.exclude.iter().any(|p| !p.is_empty() && fnmatch(p, &path))
     }
+
+    /// Splits `listing` into every file and the ones this filter keeps.
+    pub fn select<'a>(&self, listing: impl IntoIterator<Item = &'a RepoPath>) -> Selection {
+        let listed: Vec<RepoPath> = listing.into_iter().cloned().collect();
+        let selected = listed.iter().filter(|p| self.keeps(p.as_str())).cloned().collect();
+        Selection { listed, selected }
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +227,49 @@ mod tests {
         assert!(f.keeps("sub\\a.txt") && f.keeps("sub/a.txt"));
         let f = Filter::new(&s(&["*.json", "*.txt"]), &s(&["*.git*"]));
         assert!(f.keeps("a.json") && f.keeps("b.txt") && !f.keeps(".gitattributes") && !f.keeps("c.bin"));
+    }
+
+    #[test]
+    fn patterns_that_cannot_match_are_named() {
+        let kind = |p: &str| match validate_pattern(p) {
+            Ok(()) => "ok",
+            Err(PatternError::ParentSegment { pattern }) => {
+                assert_eq!(pattern, p);
+                "parent"
+            }
+            Err(PatternError::Absolute { .. }) => "absolute",
+            Err(PatternError::Backslash { .. }) => "backslash",
+        };
+        for p in ["../*", "../../**", "sub/../x", "..", "../", "..\\*", "a\\..\\b", "*/.."] {
+            assert_eq!(kind(p), "parent", "{p}");
+        }
+        for p in ["/etc/*", "/", "\\etc\\*", "C:/x", "c:*"] {
+            assert_eq!(kind(p), "absolute", "{p}");
+        }
+        for p in ["sub\\*.txt", "a\\b"] {
+            assert_eq!(kind(p), "backslash", "{p}");
+        }
+        for p in [
+            "*", "*.json", "sub/", "..foo", "a..b/*", "x/...", "[!.]*", "", "dir:x/*", "**/*.bin",
+        ] {
+            assert_eq!(kind(p), "ok", "{p}");
+        }
+        let msg = validate_pattern("/etc/*").unwrap_err().to_string();
+        assert!(msg.contains("'/etc/*'"), "{msg}");
+    }
+
+    #[test]
+    fn selection_keeps_listing_order() {
+        let paths: Vec<RepoPath> = ["a.json", "b.bin", "c.json"]
+            .iter()
+            .map(|p| RepoPath::new(p).unwrap())
+            .collect();
+        let sel = Filter::new(&["*.json".to_string()], &[]).select(&paths);
+        assert_eq!(sel.listed, paths);
+        assert_eq!(sel.selected, vec![paths[0].clone(), paths[2].clone()]);
+        assert!(Filter::new(&["*.gguf".to_string()], &[])
+            .select(&paths)
+            .selected
+            .is_empty());
     }
 }

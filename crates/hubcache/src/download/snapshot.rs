@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use futures_util::stream::{self, StreamExt};
 
 use super::file::{cached_commit, KnownFile};
-use super::patterns::Filter;
+use super::patterns::{Filter, Selection};
 use super::{Hub, SnapshotRequest};
 use crate::cache::{lookup, tree};
 use crate::error::{Error, OfflineReason, Result};
@@ -30,6 +30,24 @@ impl Hub {
     /// Downloads a snapshot (or its filtered part) and returns the snapshot folder
     /// (or the local dir).
     pub async fn snapshot(&self, req: &SnapshotRequest) -> Result<PathBuf> {
+        Ok(self.snapshot_run(req).await?.0)
+    }
+
+    /// [`Hub::snapshot`], also telling which files the include/exclude filters selected: from
+    /// the commit's listing (the one the snapshot fetched, or `trees/<commit>.json` offline),
+    /// else, offline without a listing, from the files the folder holds. An empty selection
+    /// is not an error here (as in Python); front ends may make it one.
+    pub async fn snapshot_selection(&self, req: &SnapshotRequest) -> Result<(PathBuf, Selection)> {
+        let (path, selection) = self.snapshot_run(req).await?;
+        let selection = match selection {
+            Some(s) => s,
+            None => Filter::new(&req.include, &req.exclude).select(&folder_files(&path)),
+        };
+        Ok((path, selection))
+    }
+
+    /// The snapshot pipeline; the selection is `None` when no listing was at hand (offline).
+    async fn snapshot_run(&self, req: &SnapshotRequest) -> Result<(PathBuf, Option<Selection>)> {
         let filter = Filter::new(&req.include, &req.exclude);
         let offline = self.offline_reason(req.local_only);
         let mut commit = req.revision.commit().cloned();
@@ -66,6 +84,7 @@ impl Hub {
         let (Some(commit), Some(listing)) = (commit.clone(), listing) else {
             return self.offline_snapshot(req, &filter, commit, offline, api_error);
         };
+        let selection = filter.select(listing.keys());
         let selected: Vec<(RepoPath, tree::TreeFile)> =
             listing.into_iter().filter(|(p, _)| filter.keeps(p.as_str())).collect();
         let target = match &req.local_dir {
@@ -141,7 +160,7 @@ impl Hub {
                 .create_snapshot_dir(&layout, &commit)
                 .map_err(|e| Error::io("create", &target, e))?;
         }
-        Ok(target)
+        Ok((target, Some(selection)))
     }
 
     /// The commit's files: from `trees/<commit>.json`, else the tree API (then cached).
@@ -259,10 +278,10 @@ impl Hub {
         commit: Option<CommitHash>,
         offline: Option<OfflineReason>,
         api_error: Option<HubError>,
-    ) -> Result<PathBuf> {
+    ) -> Result<(PathBuf, Option<Selection>)> {
         if let Some(dir) = &req.local_dir {
             if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-                return Ok(dir.clone());
+                return Ok((dir.clone(), None));
             }
         } else {
             let commit = commit.or_else(|| cached_commit(self, &req.repo, &req.revision));
@@ -270,7 +289,8 @@ impl Hub {
                 let layout = self.cache.repo(&req.repo);
                 let dir = layout.snapshot_dir(&commit);
                 if dir.is_dir() {
-                    if let Some(listing) = tree::read(&layout.tree_file(&commit)) {
+                    let listing = tree::read(&layout.tree_file(&commit));
+                    if let Some(listing) = &listing {
                         let missing: Vec<String> = listing
                             .keys()
                             .filter(|p| filter.keeps(p.as_str()))
@@ -289,7 +309,7 @@ impl Hub {
                         self.reporter
                             .warning(&format!("using the cached snapshot of {}: {e}", req.repo));
                     }
-                    return Ok(dir);
+                    return Ok((dir, listing.map(|l| filter.select(l.keys()))));
                 }
             }
         }
@@ -330,6 +350,24 @@ fn local_metadata(dir: &std::path::Path, path: &RepoPath) -> Option<super::local
         .and_then(|t| super::local_dir::parse_metadata(&t))
 }
 
+/// The repo files a snapshot folder (or local dir) holds, sorted; the local dir's
+/// `.cache/huggingface` metadata, broken links and names that are no valid repo path are left
+/// out.
+fn folder_files(root: &Path) -> Vec<RepoPath> {
+    let mut entries = Vec::new();
+    // An unreadable folder lists what could be read: this only feeds a hint.
+    let _ = crate::cache::walk::walk_snapshot(root, &mut entries);
+    let mut files: Vec<RepoPath> = entries
+        .iter()
+        .filter(|e| e.file_path.is_file())
+        .filter_map(|e| e.file_path.strip_prefix(root).ok())
+        .filter(|rel| !rel.starts_with(".cache/huggingface"))
+        .filter_map(|rel| RepoPath::new(&rel.to_string_lossy()).ok())
+        .collect();
+    files.sort();
+    files
+}
+
 fn parse_commit(sha: &str) -> Result<CommitHash> {
     CommitHash::new(sha).map_err(|_| Error::BadResponse {
         what: "commit hash (sha)",
@@ -361,4 +399,27 @@ fn listing_from_entries(entries: Vec<TreeEntry>) -> Result<BTreeMap<RepoPath, tr
         out.insert(path, file);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_files_lists_repo_files_without_local_dir_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(root.join(".cache/huggingface/download")).unwrap();
+        for f in [
+            "config.json",
+            "sub/a.bin",
+            "sub/deeper/b.txt",
+            ".cache/huggingface/download/x.metadata",
+        ] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let names: Vec<String> = folder_files(root).iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["config.json", "sub/a.bin", "sub/deeper/b.txt"]);
+    }
 }

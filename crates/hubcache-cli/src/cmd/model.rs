@@ -11,6 +11,7 @@ use hubcache::models::{self, BundleOptions, LoadOptions, ModelBundle, ModelError
 use hubcache::{RepoType, Revision, Settings};
 use serde_json::json;
 
+use crate::units::{format_count, format_size};
 use crate::{CmdResult, Hinted};
 
 impl Hinted for ModelError {
@@ -141,11 +142,11 @@ fn print_text(bundle: &ModelBundle) {
     if let Some(t) = s.tensors {
         parts.push(format!("{t} tensors"));
     }
-    parts.push(format!("{} bytes ({})", s.total_bytes, human_bytes(s.total_bytes)));
+    parts.push(format!("{} bytes ({})", s.total_bytes, format_size(s.total_bytes)));
     if let Some(p) = s.parameters {
         match p {
             0..1_000 => parts.push(format!("{p} parameters")),
-            _ => parts.push(format!("{p} parameters ({})", human_count(p))),
+            _ => parts.push(format!("{p} parameters ({})", format_count(p))),
         }
     }
     if !s.dtypes.is_empty() {
@@ -155,46 +156,5 @@ fn print_text(bundle: &ModelBundle) {
     println!("{:<26}{}", "summary", parts.join(", "));
     if !bundle.absent.is_empty() {
         println!("{:<26}{}", "absent", bundle.absent.join(", "));
-    }
-}
-
-/// Decimal size: `90.9 MB`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// Parameter count: `22.7 M`.
-fn human_count(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.1} k", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} M", n as f64 / 1e6),
-        _ => format!("{:.2} B", n as f64 / 1e9),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(90_868_376), "90.9 MB");
-        assert_eq!(human_count(22_713_216), "22.7 M");
-        assert_eq!(human_count(1_500), "1.5 k");
-        assert_eq!(human_count(7), "7");
-        assert_eq!(human_count(7_000_000_000), "7.00 B");
     }
 }

@@ -299,7 +299,7 @@ pub fn export(settings: &Settings, args: ExportArgs) -> CmdResult {
 }
 
 fn parse_split(value: &str) -> Result<u64, String> {
-    match crate::cache_view::parse_size(value)? {
+    match crate::units::parse_size(value)? {
         n if n >= 1 << 20 => Ok(n as u64),
         _ => Err("a part must be at least 1 MiB".into()),
     }
@@ -309,7 +309,7 @@ fn parse_split(value: &str) -> Result<u64, String> {
 pub fn import(settings: &Settings, args: ImportArgs) -> CmdResult {
     let cache = cache_layout(settings, args.cache_dir.as_ref())?;
     for b in &args.bundles {
-        let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::lock_wait_notice);
+        let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::print_writer_wait);
         let report = bundle::import(&cache, b, options)?;
         eprintln!(
             "imported {}: {} repos, {} entries, {} blobs ({} bytes), all verified",

@@ -45,7 +45,7 @@ pub fn run(settings: &Settings, args: AddFolderArgs) -> CmdResult {
     let root = args.cache_dir.unwrap_or_else(|| settings.cache_dir.clone());
     std::fs::create_dir_all(&root).map_err(|e| hubcache::Error::io("create", &root, e))?;
     let cache = CacheLayout::new(root.canonicalize().map_err(|e| hubcache::Error::io("open", &root, e))?);
-    let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::lock_wait_notice);
+    let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::print_writer_wait);
     let done = add_folder(&cache, &repo, &branch, &args.dir, options)?;
     eprintln!(
         "imported {} files ({} bytes) as {} commit {} ({branch})",

@@ -1,0 +1,54 @@
+//! `hubcache env`: the resolved settings, proxies' credentials hidden.
+
+use std::process::ExitCode;
+
+use hubcache::Settings;
+
+use crate::CmdResult;
+
+/// Runs `hubcache env`.
+pub fn run(settings: &Settings) -> CmdResult {
+    print_env(settings);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn redact_proxy(p: &Option<String>) -> String {
+    match p {
+        None => "-".into(),
+        Some(raw) => match raw.split_once('@') {
+            Some((creds, host)) => {
+                let scheme = creds
+                    .split_once("://")
+                    .map(|(s, _)| format!("{s}://"))
+                    .unwrap_or_default();
+                format!("{scheme}<credentials>@{host}")
+            }
+            None => raw.clone(),
+        },
+    }
+}
+
+fn print_env(s: &Settings) {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    println!("hubcache version:   {}", env!("CARGO_PKG_VERSION"));
+    println!("HF_HOME:            {}", s.hf_home.display());
+    println!("hub cache:          {}", s.cache_dir.display());
+    println!("endpoint:           {}", s.endpoint);
+    println!("offline:            {}", yes_no(s.offline));
+    println!("token:              {}", s.token_source);
+    println!("token file:         {}", s.token_path.display());
+    println!("implicit token off: {}", yes_no(s.disable_implicit_token));
+    println!("etag timeout:       {}s", s.etag_timeout.as_secs());
+    println!("download timeout:   {}s", s.download_timeout.as_secs());
+    println!("symlinks disabled:  {}", yes_no(s.disable_symlinks));
+    let bars = match s.disable_progress_bars {
+        None => "auto (terminal only)",
+        Some(true) => "off",
+        Some(false) => "on",
+    };
+    println!("progress bars:      {bars}");
+    println!("http proxy:         {}", redact_proxy(&s.proxies.http));
+    println!("https proxy:        {}", redact_proxy(&s.proxies.https));
+    println!("all proxy:          {}", redact_proxy(&s.proxies.all));
+    println!("no proxy:           {}", s.proxies.no_proxy.as_deref().unwrap_or("-"));
+}
