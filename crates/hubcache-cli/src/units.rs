@@ -3,17 +3,7 @@
 //! (`10GB`, `7d`), and counts in the same style (`22.7M` parameters). Every figure the CLI
 //! prints goes through here, so `cache ls`, `prune` and `model` read alike.
 
-/// `_format_size`: decimal units, one decimal (`16.0`, `1.0K`, `1.1G`).
-pub fn format_size(num: u64) -> String {
-    let mut n = num as f64;
-    for unit in ["", "K", "M", "G", "T", "P", "E", "Z"] {
-        if n.abs() < 1000.0 {
-            return format!("{n:3.1}{unit}");
-        }
-        n /= 1000.0;
-    }
-    format!("{n:.1}Y")
-}
+pub use hubcache::units::format_size;
 
 /// A count (tensors, parameters) in the style of [`format_size`]: `7`, `1.5K`, `22.7M`,
 /// `7.0B` (billions).

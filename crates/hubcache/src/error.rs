@@ -7,6 +7,7 @@ use crate::hub::transfer::TransferError;
 use crate::hub::HubError;
 use crate::lock::LockError;
 use crate::repo::NameError;
+use crate::units::format_size;
 
 /// Why a file could not be served from the cache alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,7 @@ pub enum Error {
         source: TransferError,
     },
     /// The file is larger than the free space where it would be written; nothing was fetched.
-    #[error("not enough disk space for {what} of {repo}: it needs {needed} bytes ({}), {available} bytes ({}) are free in {}", human_bytes(*.needed), human_bytes(*.available), .dir.display())]
+    #[error("not enough disk space for {what} of {repo}: it needs {needed} bytes ({}), {available} bytes ({}) are free in {}", format_size(*.needed), format_size(*.available), .dir.display())]
     InsufficientSpace {
         /// Repo (with type).
         repo: String,
@@ -138,30 +139,15 @@ pub enum Error {
     },
 }
 
-/// `1234567` → `1.2 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 fn space_detail(needed: Option<u64>, available: Option<u64>) -> String {
     match (needed, available) {
         (Some(n), Some(a)) => format!(
             " (the file needs {n} bytes ({}), {a} bytes ({}) are free)",
-            human_bytes(n),
-            human_bytes(a)
+            format_size(n),
+            format_size(a)
         ),
-        (Some(n), None) => format!(" (the file needs {n} bytes ({}))", human_bytes(n)),
-        (None, Some(a)) => format!(" ({a} bytes ({}) are free)", human_bytes(a)),
+        (Some(n), None) => format!(" (the file needs {n} bytes ({}))", format_size(n)),
+        (None, Some(a)) => format!(" ({a} bytes ({}) are free)", format_size(a)),
         (None, None) => String::new(),
     }
 }
@@ -241,7 +227,7 @@ impl Error {
             } => {
                 hints.push(format!(
                     "free at least {} on the file system of {} (e.g. `hubcache cache prune`, `hubcache cache rm`)",
-                    human_bytes(needed.saturating_sub(*available)),
+                    format_size(needed.saturating_sub(*available)),
                     dir.display()
                 ));
                 hints.push("or put the cache on a larger disk: --cache-dir DIR or HF_HUB_CACHE=DIR".into());

@@ -19,6 +19,7 @@ pub mod pool;
 pub mod progress;
 pub mod repo;
 pub mod settings;
+pub mod units;
 
 pub use cache::CacheLookup;
 pub use download::{FileRequest, Hub, HubBuilder, SnapshotRequest};
