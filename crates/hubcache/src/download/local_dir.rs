@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::file::{describe_file, KnownFile};
+use super::off_worker;
 use super::{FileRequest, Hub};
 use crate::cache::layout::{join_repo_path, CACHEDIR_TAG};
 use crate::cache::lookup::CacheLookup;
@@ -181,8 +182,10 @@ impl Hub {
                 return Ok(paths.file);
             }
             if meta.is_none() && DigestKind::for_etag(&known.etag) == Some(DigestKind::Sha256) {
-                let local =
-                    hash_file(&paths.file, DigestKind::Sha256).map_err(|e| Error::io("read", &paths.file, e))?;
+                let file = paths.file.clone();
+                let local = off_worker(move || hash_file(&file, DigestKind::Sha256))
+                    .await
+                    .map_err(|e| Error::io("read", &paths.file, e))?;
                 if local == known.etag {
                     write_metadata(&paths, known.commit.as_str(), &known.etag)?;
                     return Ok(paths.file);
@@ -196,7 +199,10 @@ impl Hub {
         let cached = self.lookup(repo, &Revision::Commit(known.commit.clone()), path);
         match cached {
             CacheLookup::Hit(src) if !force => {
-                crate::fs::copy_atomic(&src, &paths.file).map_err(|e| Error::io("copy into", &paths.file, e))?;
+                let dest = paths.file.clone();
+                off_worker(move || crate::fs::copy_atomic(&src, &dest))
+                    .await
+                    .map_err(|e| Error::io("copy into", &paths.file, e))?;
             }
             _ => {
                 let temp = crate::fs::sibling_temp(&paths.metadata, "incomplete");

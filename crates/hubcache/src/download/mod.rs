@@ -19,6 +19,16 @@ use crate::progress::{NoProgress, Reporter};
 use crate::repo::{Repo, RepoPath, Revision};
 use crate::settings::{Settings, Token};
 
+/// Runs blocking file work (hashing or copying a whole file) on tokio's blocking pool, so the
+/// async workers keep serving other transfers.
+pub(crate) async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
 /// Default bound on waiting for another process's lock: long enough for a multi-GB download.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Default number of parallel file transfers in a snapshot.
