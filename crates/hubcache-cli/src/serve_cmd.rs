@@ -106,6 +106,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> CmdResult {
         client_tokens,
         drain: Duration::from_secs(args.drain_secs),
         log_requests: args.log_requests,
+        ref_ttl: hubcache_mirror::REF_TTL,
         limits: ConnectionLimits {
             header_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),

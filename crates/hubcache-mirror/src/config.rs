@@ -18,12 +18,14 @@ pub struct MirrorConfig {
     pub drain: Duration,
     /// Print one line per request on stderr.
     pub log_requests: bool,
+    /// How long a branch → commit answer from the upstream is reused ([`crate::REF_TTL`]).
+    pub ref_ttl: Duration,
     /// Timeouts and the connection cap that keep idle or slow clients from exhausting the server.
     pub limits: ConnectionLimits,
 }
 
 impl MirrorConfig {
-    /// A configuration serving `cache_dir` offline, with default limits, a 30 s drain and no log.
+    /// A configuration serving `cache_dir` offline, with default limits and ref TTL, a 30 s drain and no log.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
         MirrorConfig {
             cache_dir: cache_dir.into(),
@@ -31,6 +33,7 @@ impl MirrorConfig {
             client_tokens: None,
             drain: Duration::from_secs(30),
             log_requests: false,
+            ref_ttl: crate::REF_TTL,
             limits: ConnectionLimits::default(),
         }
     }

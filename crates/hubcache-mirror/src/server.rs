@@ -51,7 +51,7 @@ impl Mirror {
         }
         let root = config.cache_dir.canonicalize().map_err(cache_err)?;
         let upstream = match config.upstream {
-            Some(b) => Some(Upstream::new(b.cache_dir(&root).build()?)),
+            Some(b) => Some(Upstream::new(b.cache_dir(&root).build()?, config.ref_ttl)),
             None => None,
         };
         Ok(Arc::new(Mirror {

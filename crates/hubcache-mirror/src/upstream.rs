@@ -22,7 +22,7 @@ use crate::respond;
 use crate::server::Mirror;
 use crate::store::{CachedFile, FileState};
 
-/// How long a branch → commit answer from the upstream is reused.
+/// How long a branch → commit answer from the upstream is reused, by default.
 pub const REF_TTL: Duration = Duration::from_secs(30);
 
 type FlightKey = String;
@@ -31,6 +31,7 @@ type Flights = Mutex<HashMap<FlightKey, Arc<tokio::sync::Mutex<()>>>>;
 /// The upstream Hub and what the mirror remembers about it.
 pub(crate) struct Upstream {
     hub: Hub,
+    ref_ttl: Duration,
     /// Recent branch → commit answers.
     refs: Mutex<HashMap<(Repo, String), (CommitHash, Instant)>>,
     /// One lock per file being fetched: the first client transfers, the others wait for it.
@@ -39,19 +40,21 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     /// Wraps a client whose cache folder is the one served.
-    pub(crate) fn new(hub: Hub) -> Self {
+    pub(crate) fn new(hub: Hub, ref_ttl: Duration) -> Self {
         Upstream {
             hub,
+            ref_ttl,
             refs: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The commit a ref names upstream; `Ok(None)` when the upstream cannot be reached.
+    /// The commit a ref names upstream (reused for the ref TTL); `Ok(None)` when the upstream
+    /// cannot be reached.
     async fn ref_commit(&self, repo: &Repo, revision: &Revision) -> Result<Option<CommitHash>, Response<Body>> {
         let key = (repo.clone(), revision.as_str().to_string());
         if let Some((c, at)) = self.refs.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            if at.elapsed() < REF_TTL {
+            if at.elapsed() < self.ref_ttl {
                 return Ok(Some(c));
             }
         }
@@ -102,12 +105,8 @@ impl Drop for FlightGuard<'_> {
 impl Mirror {
     /// Revision → commit: a commit as is; a ref from the upstream (cached briefly), else `refs/`.
     pub(crate) async fn resolve(&self, repo: &Repo, revision: &Revision) -> Result<CommitHash, Response<Body>> {
-        let has_repo = {
-            let repo = repo.clone();
-            self.with_store(move |s| s.has_repo(&repo)).await?
-        };
         if let Revision::Commit(c) = revision {
-            if has_repo || self.upstream.is_some() {
+            if self.upstream.is_some() || self.has_repo(repo).await? {
                 return Ok(c.clone());
             }
             return Err(respond::repo_not_found());
@@ -121,9 +120,14 @@ impl Mirror {
         let (r, rev) = (repo.clone(), revision.clone());
         match self.with_store(move |s| s.resolve(&r, &rev)).await? {
             Some(c) => Ok(c),
-            None if has_repo => Err(respond::revision_not_found(revision.as_str())),
+            None if self.has_repo(repo).await? => Err(respond::revision_not_found(revision.as_str())),
             None => Err(respond::repo_not_found()),
         }
+    }
+
+    async fn has_repo(&self, repo: &Repo) -> Result<bool, Response<Body>> {
+        let repo = repo.clone();
+        self.with_store(move |s| s.has_repo(&repo)).await
     }
 
     /// The file, fetched from upstream on a miss (one transfer per file however many ask).
@@ -230,5 +234,32 @@ fn upstream_error(e: &HubError) -> Response<Body> {
             None,
         ),
         other => respond::hub_error(StatusCode::BAD_GATEWAY, None, &format!("upstream: {other}"), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_flight_leaves_no_entry_and_spares_a_newer_one() {
+        let flights: Flights = Mutex::new(HashMap::new());
+        let enter = |key: &str| {
+            let flight = flights.lock().unwrap().entry(key.into()).or_default().clone();
+            FlightGuard {
+                flights: &flights,
+                key: key.into(),
+                flight,
+            }
+        };
+        let (a, b) = (enter("k"), enter("k"));
+        assert!(Arc::ptr_eq(&a.flight, &b.flight));
+        drop(a); // E.g. the handler future was dropped mid-transfer.
+        assert!(flights.lock().unwrap().is_empty());
+        let newer = enter("k");
+        drop(b); // The old flight's last waiter must not remove the newer flight.
+        assert_eq!(flights.lock().unwrap().len(), 1);
+        drop(newer);
+        assert!(flights.lock().unwrap().is_empty());
     }
 }
