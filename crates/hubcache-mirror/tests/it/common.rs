@@ -46,6 +46,25 @@ impl TestMirror {
         }
     }
 
+    /// Signals shutdown without waiting for the server to stop.
+    pub fn signal_stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    /// Waits until the server has stopped; true if it stopped within `limit`.
+    pub fn wait_stopped(&mut self, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Serves `cache` offline with a short drain.
     pub fn offline(cache: &Path) -> TestMirror {
         TestMirror::start(config(cache))

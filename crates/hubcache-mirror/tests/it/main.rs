@@ -18,3 +18,5 @@ mod auth;
 mod files;
 /// Pull-through: single flight to the upstream, the ref TTL, upstream errors.
 mod pull_through;
+/// Graceful shutdown: the listener closes, requests under way finish within the drain bound.
+mod shutdown;
