@@ -12,7 +12,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -21,7 +20,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::config::ConnectionLimits;
@@ -43,12 +42,16 @@ enum Phase {
 /// A connection's phase and when it began (or, while sending, when bytes last went out).
 struct Activity {
     state: Mutex<(Phase, Instant)>,
+    /// Wakes the watchdog on a phase change: the new phase's deadline may be earlier
+    /// (waiting → reading a head) than the one it sleeps towards.
+    changed: Notify,
 }
 
 impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Activity {
             state: Mutex::new((Phase::Waiting, Instant::now())),
+            changed: Notify::new(),
         })
     }
 
@@ -56,14 +59,21 @@ impl Activity {
         if let Ok(mut s) = self.state.lock() {
             *s = (phase, Instant::now());
         }
+        self.changed.notify_one();
     }
 
-    /// Moves `from` → `to` (restarting the clock), or only restarts it when `to == from`.
+    /// Moves `from` → `to` (restarting the clock), or only restarts it when `to == from`
+    /// (a later deadline: the watchdog finds it when it wakes).
     fn advance(&self, from: Phase, to: Phase) {
-        if let Ok(mut s) = self.state.lock() {
-            if s.0 == from {
+        let moved = match self.state.lock() {
+            Ok(mut s) if s.0 == from => {
                 *s = (to, Instant::now());
+                from != to
             }
+            _ => false,
+        };
+        if moved {
+            self.changed.notify_one();
         }
     }
 
@@ -80,11 +90,17 @@ impl Activity {
     /// Resolves when the current phase's bound has passed.
     async fn expired(&self, limits: ConnectionLimits) {
         loop {
+            let changed = self.changed.notified();
             match self.deadline(&limits) {
                 Some(d) if d <= Instant::now() => return,
-                Some(d) => tokio::time::sleep_until(d).await,
-                // Look again later: the phase changes when the handler answers.
-                None => tokio::time::sleep(limits.idle_timeout.max(Duration::from_millis(100))).await,
+                Some(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(d) => {}
+                        () = changed => {}
+                    }
+                }
+                // No bound while handling: wait for the answer.
+                None => changed.await,
             }
         }
     }

@@ -71,8 +71,9 @@ fn small_cache() -> tempfile::TempDir {
 fn idle_and_dripping_connections_neither_starve_clients_nor_stay_open() {
     let cache = small_cache();
     let mut c = config(cache.path());
-    // Bounds long enough that all 200 are surely open at once on a loaded machine.
-    let (header, idle) = (Duration::from_secs(3), Duration::from_secs(5));
+    // Bounds long enough that all 200 are surely open at once on a loaded machine, and far
+    // enough apart to tell which one closed a connection.
+    let (header, idle) = (Duration::from_secs(2), Duration::from_secs(8));
     c.limits = limits(header, idle, 1024);
     let m = TestMirror::start(c);
     let port = m.addr.port();
@@ -126,7 +127,7 @@ fn idle_and_dripping_connections_neither_starve_clients_nor_stay_open() {
         s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     }
     let mut idle_closed_at = vec![None; idlers.len()];
-    let mut drip_closed = vec![false; drippers.len()];
+    let mut drip_closed_at = vec![None; drippers.len()];
     let all_closed = eventually(Duration::from_secs(30), || {
         for (i, s) in idlers.iter_mut().enumerate() {
             if idle_closed_at[i].is_none() && closed_by_server(s) {
@@ -134,29 +135,35 @@ fn idle_and_dripping_connections_neither_starve_clients_nor_stay_open() {
             }
         }
         for (i, s) in drippers.iter_mut().enumerate() {
-            drip_closed[i] = drip_closed[i] || closed_by_server(s);
+            if drip_closed_at[i].is_none() && closed_by_server(s) {
+                drip_closed_at[i] = Some(opened.elapsed());
+            }
         }
-        idle_closed_at.iter().all(Option::is_some) && drip_closed.iter().all(|c| *c)
+        idle_closed_at.iter().all(Option::is_some) && drip_closed_at.iter().all(Option::is_some)
     });
     stop.store(true, Ordering::Relaxed);
     drip.join().unwrap();
     let after = server_sockets(port);
     let first_idle_close = idle_closed_at.iter().flatten().min().copied();
+    let last_drip_close = drip_closed_at.iter().flatten().max().copied();
     eprintln!(
         "mirror-side sockets: {before} before, {during} with 200 idle/dripping clients, {after} after the bounds \
-         (first idle close at {first_idle_close:?}, {} idle and {} dripping closed)",
-        idle_closed_at.iter().flatten().count(),
-        drip_closed.iter().filter(|c| **c).count()
+         (idle closed from {first_idle_close:?}, dripping closed by {last_drip_close:?})"
     );
     assert!(
         all_closed,
         "still open: {} idle, {} dripping",
         idle_closed_at.iter().filter(|c| c.is_none()).count(),
-        drip_closed.iter().filter(|c| !**c).count()
+        drip_closed_at.iter().filter(|c| c.is_none()).count()
     );
     assert!(
         first_idle_close.unwrap() >= idle - Duration::from_millis(300),
         "idle closed early"
+    );
+    // Bytes keep arriving, so only the header bound can have closed them, well before the idle one.
+    assert!(
+        last_drip_close.unwrap() < idle - Duration::from_secs(1),
+        "drippers outlived the header bound"
     );
     assert_eq!(after, before, "the server still holds the connections");
 }
