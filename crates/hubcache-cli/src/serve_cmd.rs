@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use hubcache::{HubBuilder, Settings};
-use hubcache_mirror::{Mirror, MirrorConfig, MirrorError};
+use hubcache_mirror::{ConnectionLimits, Mirror, MirrorConfig, MirrorError};
 
 use crate::{CmdResult, Hinted};
 
@@ -35,6 +35,18 @@ pub struct ServeArgs {
     /// Print one line per request on stderr.
     #[arg(long)]
     log_requests: bool,
+    /// Seconds a client has, from the first byte of a request, to send its head (and body);
+    /// a client dripping a header byte at a time is closed after this.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a connection may wait for its next request (keep-alive) or, while receiving a
+    /// file, read nothing, before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Open connections at most; at the cap new clients wait in the listen backlog
+    /// [default: 1024, or half the open-file limit if lower].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 impl Hinted for MirrorError {
@@ -94,6 +106,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> CmdResult {
         client_tokens,
         drain: Duration::from_secs(args.drain_secs),
         log_requests: args.log_requests,
+        ref_ttl: hubcache_mirror::REF_TTL,
+        limits: ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: match args.max_connections {
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => hubcache_mirror::default_max_connections(),
+            },
+        },
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

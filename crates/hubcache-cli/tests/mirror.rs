@@ -258,6 +258,7 @@ fn hubcache_clients_through_the_mirror_eight_at_once() {
     }
 }
 
+/// `--upstream` wiring end to end; the single flight itself is tested in the mirror crate.
 #[test]
 fn pull_through_fetches_each_blob_once() {
     let hub = FakeHub::start();
@@ -278,7 +279,7 @@ fn pull_through_fetches_each_blob_once() {
         &["--cache-dir", mirror_cache.to_str().unwrap(), "--upstream", &hub.url()],
         &[],
     );
-    let children: Vec<_> = (0..6)
+    let children: Vec<_> = (0..2)
         .map(|i| {
             hubcache(home.path())
                 .args(["download", "up/model", "--cache-dir"])
@@ -358,6 +359,47 @@ fn token_file_controls_access() {
         .unwrap();
     assert_same_files(&tiny_model(), &single_path(&allowed));
     assert!(!server.log().contains("hf_team"), "tokens must not be logged");
+}
+
+#[test]
+fn serve_limit_flags_close_idle_connections_and_reject_zero() {
+    use std::io::Read;
+    let home = tempfile::tempdir().unwrap();
+    let (cache, _) = seed_mirror(home.path(), &tiny_model(), "demo/tiny");
+    let server = Served::start(
+        home.path(),
+        &[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--idle-timeout",
+            "1",
+            "--header-timeout",
+            "1",
+            "--max-connections",
+            "8",
+        ],
+        &[],
+    );
+    let mut idle = std::net::TcpStream::connect(&server.addr).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut buf = [0u8; 16];
+    // EOF (or a reset) well before the hang guard: the server closed the idle connection.
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("{n} unexpected bytes on an idle connection"),
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the idle connection stayed open"
+        ),
+    }
+    assert_eq!(
+        http(&server.addr, "GET", "/demo/tiny/resolve/main/config.json", &[], b"").status,
+        200
+    );
+    for flag in ["--idle-timeout", "--header-timeout", "--max-connections"] {
+        let out = hubcache(home.path()).args(["serve", flag, "0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} 0 accepted");
+    }
 }
 
 #[test]

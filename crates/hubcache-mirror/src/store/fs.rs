@@ -1,9 +1,10 @@
-//! The read side of the cache as the mirror sees it: which commit a revision names, which
-//! files a commit has (from `trees/<commit>.json` and the snapshot folder), and where each
-//! file's bytes are. Nothing here writes.
+//! The cache folder as the mirror sees it: which commit a revision names, which files a commit
+//! has (from `trees/<commit>.json` and the snapshot folder), and where each file's bytes are.
+//! Nothing here writes. Every call may block on the disk: run it on the blocking pool.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -16,25 +17,10 @@ use hubcache::repo::is_valid_etag;
 use hubcache::repo::lfs::blob_digest_kind;
 use hubcache::{CommitHash, Repo, RepoPath, Revision};
 
-/// A file the mirror can serve.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedFile {
-    /// Listing metadata (size, git blob id, LFS sha256).
-    pub meta: TreeFile,
-    /// Where the bytes are (the snapshot entry; symlinks are followed when opened).
-    pub disk: PathBuf,
-}
+use super::{BlobReader, BlobRef, BlobStream, CachedFile, FileState};
 
-/// What the cache says about one file at one commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileState {
-    /// Present.
-    Cached(CachedFile),
-    /// Recorded as absent (`.no_exist`), or absent from a complete listing.
-    Missing,
-    /// Not in the cache; an upstream may have it.
-    Unknown,
-}
+/// Read buffer when streaming a file.
+const STREAM_CHUNK: usize = 1024 * 1024;
 
 /// A parsed `trees/<commit>.json`, with the file stamp it was read at.
 type Listing = Arc<BTreeMap<RepoPath, TreeFile>>;
@@ -42,7 +28,7 @@ type Listing = Arc<BTreeMap<RepoPath, TreeFile>>;
 type Stamp = (PathBuf, u64, Option<SystemTime>);
 
 /// Read access to one cache folder.
-pub struct Store {
+pub struct FsStore {
     cache: CacheLayout,
     /// Parsed listings, reused while the file's size and mtime are unchanged: a snapshot of
     /// N files asks for the listing N times.
@@ -51,10 +37,10 @@ pub struct Store {
     hashed: Mutex<HashMap<Stamp, String>>,
 }
 
-impl Store {
+impl FsStore {
     /// A store over the cache at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Store {
+        FsStore {
             cache: CacheLayout::new(root),
             listings: Mutex::new(HashMap::new()),
             hashed: Mutex::new(HashMap::new()),
@@ -152,7 +138,7 @@ impl Store {
             if meta.content_size() == size {
                 return Some(CachedFile {
                     meta: meta.clone(),
-                    disk: disk.to_path_buf(),
+                    blob: BlobRef::File(disk.to_path_buf()),
                 });
             }
         }
@@ -166,7 +152,7 @@ impl Store {
         let meta = TreeFile::for_blob(etag, size);
         Some(CachedFile {
             meta,
-            disk: disk.to_path_buf(),
+            blob: BlobRef::File(disk.to_path_buf()),
         })
     }
 
@@ -181,4 +167,57 @@ impl Store {
         self.hashed.lock().ok()?.insert(key, digest.clone());
         Some(digest)
     }
+}
+
+impl BlobReader for FsStore {
+    async fn read_range(&self, blob: &BlobRef, start: u64, len: u64) -> io::Result<BlobStream> {
+        let BlobRef::File(path) = blob;
+        let path = path.clone();
+        let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            .await
+            .map_err(io::Error::other)??;
+        Ok(Box::pin(file_stream(file, start, len)))
+    }
+}
+
+/// Streams `len` bytes from `start`, read on a blocking thread in large chunks (no zeroing,
+/// no per-chunk task hop), with a small bounded queue so memory stays flat.
+fn file_stream(
+    mut file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> {
+    use std::io::{Read, Seek};
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = remaining.min(STREAM_CHUNK as u64);
+            let mut buf = Vec::with_capacity(STREAM_CHUNK.min(want as usize));
+            match (&mut file).take(want).read_to_end(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "cached file shrank while being served",
+                    )));
+                    return;
+                }
+                Ok(n) => {
+                    remaining -= n as u64;
+                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                        return; // The client went away.
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }
