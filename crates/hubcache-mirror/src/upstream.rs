@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
-use hubcache::cache::commit;
 use hubcache::cache::tree::TreeFile;
 use hubcache::hub::HubError;
 use hubcache::{CommitHash, FileRequest, Hub, Repo, RepoPath, Revision};
@@ -77,9 +76,10 @@ impl Upstream {
     /// Writes the ref into the served cache (best effort: a read-only cache still serves).
     /// The mirror's only write besides the pull-through download itself.
     async fn remember_ref(&self, repo: &Repo, revision: &Revision, commit: &CommitHash) {
+        let Ok(writer) = self.hub.writer().await else { return };
         let layout = self.hub.cache().repo(repo);
         let (name, commit) = (revision.as_str().to_string(), commit.clone());
-        let _ = tokio::task::spawn_blocking(move || commit::write_ref(&layout, &name, &commit)).await;
+        let _ = tokio::task::spawn_blocking(move || writer.write_ref(&layout, &name, &commit)).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! management (scan, delete and prune, eviction, verify).
 
 pub mod add_folder;
-pub mod commit;
+pub(crate) mod commit;
 pub mod delete;
 pub mod error;
 pub mod evict;

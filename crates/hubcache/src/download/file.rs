@@ -268,8 +268,9 @@ impl Hub {
         }
     }
 
-    /// A [`CacheWriter`] for this hub's cache: the clean-up lock held shared until it is dropped.
-    pub(crate) async fn writer(&self) -> Result<CacheWriter> {
+    /// A [`CacheWriter`] for this hub's cache (its link mode, lock bound and reporter): the
+    /// clean-up lock held shared until it is dropped. Every change to the cache goes through one.
+    pub async fn writer(&self) -> Result<CacheWriter> {
         let reporter = self.reporter.clone();
         let options = WriteOptions::new(self.link_mode(), self.lock_timeout)
             .on_wait(move |p, waited| reporter.waiting_for_lock(p, waited));
