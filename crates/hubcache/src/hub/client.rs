@@ -700,6 +700,61 @@ mod tests {
     }
 
     #[test]
+    fn listing_pages_are_capped_by_entries() {
+        let body = br#"[{"type":"file","path":"a"},{"type":"file","path":"b"},{"type":"directory","path":"c"}]"#;
+        assert_eq!(parse_entries(body, "http://h/t", 3).unwrap().len(), 3);
+        assert!(matches!(
+            parse_entries(body, "http://h/t", 2),
+            Err(HubError::TooManyEntries {
+                limit: MAX_TREE_ENTRIES,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_entries(b"[{\"type\":1}]", "http://h/t", 3),
+            Err(HubError::NotAHub { .. })
+        ));
+        assert!(matches!(
+            parse_entries(b"[] trailing", "http://h/t", 3),
+            Err(HubError::NotAHub { .. })
+        ));
+    }
+
+    #[test]
+    fn redirect_hops_detect_loops_and_the_limit() {
+        let mut hops = Hops::new("http://h/0");
+        assert!(hops.take("http://h/1").is_ok());
+        assert!(matches!(hops.take("http://h/0"), Err(HubError::RedirectLoop { .. })));
+        let mut hops = Hops::new("http://h/0");
+        for i in 1..=MAX_REDIRECTS {
+            assert!(hops.take(&format!("http://h/{i}")).is_ok(), "{i}");
+        }
+        assert!(matches!(
+            hops.take("http://h/last"),
+            Err(HubError::TooManyRedirects {
+                limit: MAX_REDIRECTS,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn transfer_retry_and_api_deadline() {
+        let mut c = ClientConfig::new("http://h");
+        assert_eq!(c.api_deadline(), Duration::from_secs(60));
+        c.etag_timeout = Duration::from_secs(1);
+        assert_eq!(c.api_deadline(), Duration::from_secs(6));
+        c.etag_timeout = Duration::from_secs(3600);
+        assert_eq!(c.api_deadline(), MAX_API_DEADLINE);
+        c.resume_delay = Duration::from_millis(10);
+        let p = c.transfer_retry();
+        assert_eq!(
+            (p.max_retries, p.base),
+            (c.retry.max_retries, Duration::from_millis(10))
+        );
+    }
+
+    #[test]
     fn link_header() {
         assert_eq!(
             next_link("<https://h/api/models/a/tree/main?cursor=x>; rel=\"next\"").as_deref(),
