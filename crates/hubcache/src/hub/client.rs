@@ -34,9 +34,10 @@ pub const MAX_REDIRECTS: usize = 20;
 /// Largest API answer read (one tree listing page, repo info): far above any real repo's
 /// (a Hub listing page of 1,000 entries is a few hundred KiB).
 pub const MAX_API_BODY: u64 = 64 << 20;
-/// Most entries of one tree listing, all pages together (the Hub recommends < 100,000 files
-/// per repo).
-pub const MAX_TREE_ENTRIES: usize = 1_000_000;
+/// Most entries of one tree listing, all pages together: 5 × the Hub's recommended maximum
+/// of 100,000 files per repo, and small enough that a hostile page just under
+/// [`MAX_API_BODY`] parses within ~200 MiB.
+pub const MAX_TREE_ENTRIES: usize = 500_000;
 /// Most pages of one tree listing.
 pub const MAX_TREE_PAGES: usize = 100_000;
 /// An API page must complete within this many metadata timeouts (`HF_HUB_ETAG_TIMEOUT`) …
