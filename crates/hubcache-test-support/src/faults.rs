@@ -29,6 +29,50 @@ pub enum Fault {
         /// Delay in milliseconds.
         millis: u64,
     },
+    /// Answer 302 with a `Location` naming the request itself (path and query).
+    RedirectLoop,
+    /// Answer 302 to the same path with `hop=<k+1>` in the query while the request's `hop` is
+    /// below `hops`, then answer normally (a chain of `hops` redirects).
+    RedirectChain {
+        /// Length of the chain.
+        hops: u32,
+    },
+    /// Answer 302 with this `Location` (e.g. `file:///etc/passwd`, `http://169.254.169.254/`).
+    RedirectTo {
+        /// The `Location` header value.
+        location: String,
+    },
+    /// Answer normally plus this many extra headers (`x-filler-N`).
+    ManyHeaders {
+        /// Number of extra headers.
+        count: usize,
+    },
+    /// Send the normal body with this `Content-Length` instead of the real one, then abort.
+    ContentLength {
+        /// The announced length.
+        announce: u64,
+    },
+    /// Answer 200 with the whole file although a `Range` is present (or absent), announce
+    /// `announce` bytes (the real length if `None`), send `after` bytes, then abort.
+    ShortIgnoringRange {
+        /// `Content-Length` to announce; `None` = the file's length.
+        announce: Option<u64>,
+        /// Body bytes sent before the abort.
+        after: u64,
+    },
+    /// Send the body (file bytes or an API answer) one byte every `millis` milliseconds.
+    Drip {
+        /// Pause before each byte, in milliseconds.
+        millis: u64,
+    },
+    /// Answer normally, with a `Link: rel="next"` header naming the request itself.
+    SelfLink,
+    /// Answer 200 with a streamed JSON array of `entries` tiny tree entries (about 40 bytes
+    /// each, no `Content-Length`), generated as it is sent.
+    HugeListing {
+        /// Number of entries.
+        entries: u64,
+    },
 }
 
 /// How a request relates to body faults.
@@ -47,10 +91,20 @@ impl Fault {
     /// Whether this fault can apply to a request of class `class`.
     pub(crate) fn applies_to(&self, class: RequestClass) -> bool {
         match self {
-            Fault::Status { .. } | Fault::Delay { .. } => true,
-            Fault::TruncateBody { .. } | Fault::Stall { .. } | Fault::WrongBytes => {
-                matches!(class, RequestClass::Content { .. })
-            }
+            Fault::Status { .. }
+            | Fault::Delay { .. }
+            | Fault::RedirectLoop
+            | Fault::RedirectChain { .. }
+            | Fault::RedirectTo { .. }
+            | Fault::ManyHeaders { .. }
+            | Fault::Drip { .. }
+            | Fault::SelfLink
+            | Fault::HugeListing { .. } => true,
+            Fault::TruncateBody { .. }
+            | Fault::Stall { .. }
+            | Fault::WrongBytes
+            | Fault::ContentLength { .. }
+            | Fault::ShortIgnoringRange { .. } => matches!(class, RequestClass::Content { .. }),
             Fault::IgnoreRange => matches!(class, RequestClass::Content { has_range: true }),
         }
     }

@@ -218,7 +218,39 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
         fault = None;
     }
     let is_head = method == Method::HEAD;
+    let self_url = with_query(path.clone(), query.as_deref());
     let response = match fault {
+        Some(Fault::RedirectLoop) => Reply::redirect(StatusCode::FOUND, &self_url).into_response(is_head),
+        Some(Fault::RedirectTo { location }) => Reply::redirect(StatusCode::FOUND, &location).into_response(is_head),
+        Some(Fault::RedirectChain { hops }) if hop_of(query.as_deref()) < hops => {
+            let next = hop_of(query.as_deref()) + 1;
+            let mut pairs: Vec<String> = query
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("hop="))
+                .map(str::to_owned)
+                .collect();
+            pairs.push(format!("hop={next}"));
+            Reply::redirect(StatusCode::FOUND, &format!("{path}?{}", pairs.join("&"))).into_response(is_head)
+        }
+        Some(Fault::HugeListing { entries }) => huge_listing(entries),
+        Some(Fault::SelfLink) => {
+            let mut response = render(plan, None, is_head, range.as_deref());
+            let link = format!("<{}{self_url}>; rel=\"next\"", ctx.shared.hub_url);
+            response.headers_mut().insert(header::LINK, hv(&link));
+            response
+        }
+        Some(Fault::ManyHeaders { count }) => {
+            let mut response = render(plan, None, is_head, range.as_deref());
+            let map = response.headers_mut();
+            for i in 0..count {
+                if let Ok(name) = HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()) {
+                    map.append(name, HeaderValue::from_static("x"));
+                }
+            }
+            response
+        }
         Some(Fault::Status { status, retry_after }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut reply = Reply::json(
@@ -240,10 +272,63 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
     response
 }
 
+/// The `hop` query parameter (0 when absent).
+fn hop_of(query: Option<&str>) -> u32 {
+    query_get(&query_pairs(query), "hop")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A streamed JSON array of `entries` tiny tree entries, generated while it is sent.
+fn huge_listing(entries: u64) -> Response {
+    const PER_CHUNK: u64 = 10_000;
+    let stream = futures_util::stream::unfold(0u64, move |done| async move {
+        if done > entries {
+            return None;
+        }
+        let mut chunk = String::new();
+        if done == 0 {
+            chunk.push('[');
+        }
+        let end = (done + PER_CHUNK).min(entries);
+        for i in done..end {
+            if i > 0 {
+                chunk.push(',');
+            }
+            chunk.push_str(&format!("{{\"type\":\"file\",\"path\":\"f/{i:09}\",\"size\":1}}"));
+        }
+        if end == entries {
+            chunk.push(']');
+        }
+        Some((
+            Ok::<Bytes, io::Error>(Bytes::from(chunk)),
+            if end == entries { entries + 1 } else { end },
+        ))
+    });
+    build(
+        StatusCode::OK,
+        vec![(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        Body::from_stream(stream),
+    )
+}
+
 /// Turns a plan into a response, applying range handling and body faults.
 fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) -> Response {
     let content = match plan {
-        Plan::Reply(reply) => return reply.into_response(is_head),
+        Plan::Reply(reply) => {
+            return match fault {
+                Some(Fault::Drip { millis }) if !is_head => {
+                    let mut headers = reply.headers;
+                    headers.push((header::CONTENT_LENGTH, hv(&reply.body.len().to_string())));
+                    build(
+                        reply.status,
+                        headers,
+                        stream_body(reply.body, Some(Fault::Drip { millis })),
+                    )
+                }
+                _ => reply.into_response(is_head),
+            }
+        }
         Plan::Content(content) => content,
     };
     let total = content.data.len() as u64;
@@ -252,7 +337,7 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
         headers.push((header::CONTENT_LENGTH, hv(&total.to_string())));
         return build(StatusCode::OK, headers, Body::empty());
     }
-    let outcome = if fault == Some(Fault::IgnoreRange) {
+    let outcome = if matches!(fault, Some(Fault::IgnoreRange | Fault::ShortIgnoringRange { .. })) {
         RangeOutcome::Full
     } else {
         eval_range(range, total)
@@ -274,7 +359,15 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
         }
     };
     let data = content.data.slice(start as usize..end as usize);
-    headers.push((header::CONTENT_LENGTH, hv(&data.len().to_string())));
+    let announced = match &fault {
+        Some(Fault::ContentLength { announce })
+        | Some(Fault::ShortIgnoringRange {
+            announce: Some(announce),
+            ..
+        }) => *announce,
+        _ => data.len() as u64,
+    };
+    headers.push((header::CONTENT_LENGTH, hv(&announced.to_string())));
     build(status, headers, stream_body(data, fault))
 }
 
@@ -293,6 +386,7 @@ struct BodyState {
     ending: Ending,
     flip_at: Option<usize>,
     ended: bool,
+    drip: Option<Duration>,
 }
 
 /// Streams `data` in zero-copy slices, applying a body fault if any.
@@ -302,7 +396,13 @@ fn stream_body(data: Bytes, fault: Option<Fault>) -> Body {
     let (limit, ending) = match fault {
         Some(Fault::TruncateBody { after }) => (clamp(after), Ending::Abort),
         Some(Fault::Stall { after }) => (clamp(after), Ending::Stall),
+        Some(Fault::ShortIgnoringRange { after, .. }) => (clamp(after), Ending::Abort),
+        Some(Fault::ContentLength { .. }) => (len, Ending::Abort),
         _ => (len, Ending::Done),
+    };
+    let drip = match fault {
+        Some(Fault::Drip { millis }) => Some(Duration::from_millis(millis)),
+        _ => None,
     };
     let flip_at = (fault == Some(Fault::WrongBytes) && len > 0).then_some(len / 2);
     let state = BodyState {
@@ -312,10 +412,18 @@ fn stream_body(data: Bytes, fault: Option<Fault>) -> Body {
         ending,
         flip_at,
         ended: false,
+        drip,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if st.pos < st.limit {
-            let stop = (st.pos + CHUNK).min(st.limit);
+            let step = match st.drip {
+                Some(pause) => {
+                    tokio::time::sleep(pause).await;
+                    1
+                }
+                None => CHUNK,
+            };
+            let stop = (st.pos + step).min(st.limit);
             let mut chunk = st.data.slice(st.pos..stop);
             if let Some(i) = st.flip_at.filter(|i| (st.pos..stop).contains(i)) {
                 let mut copy = chunk.to_vec();

@@ -477,6 +477,134 @@ fn faults() {
     hub.clear_faults();
 }
 
+/// Head and raw body bytes (chunk framing included) of one request, read until EOF or timeout.
+fn raw_exchange(base: &str, path: &str) -> (String, Vec<u8>) {
+    let host = base.strip_prefix("http://").expect("http URL");
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("set timeout");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head");
+    (
+        String::from_utf8_lossy(&raw[..split]).into_owned(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+/// Removes HTTP/1.1 chunk framing.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).expect("hex"), 16).expect("size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+#[test]
+fn hostile_faults() {
+    let (hub, _, weights) = sample_hub();
+    let sha = sha256_hex(&weights);
+    let cdn = hub.cdn_url();
+    let path = format!("/lfs/{sha}");
+
+    hub.inject(FaultRule::new("/lfs/", Fault::RedirectLoop));
+    let r = get(&cdn, &format!("{path}?sig=1"));
+    assert_eq!((r.status, r.header("location")), (302, Some(&*format!("{path}?sig=1"))));
+
+    hub.inject(FaultRule::new("/lfs/", Fault::RedirectChain { hops: 3 }).repeat(4));
+    let mut at = format!("{path}?sig=1");
+    for k in 1..=3 {
+        let r = get(&cdn, &at);
+        assert_eq!(r.status, 302);
+        at = r.header("location").unwrap().to_owned();
+        assert_eq!(at, format!("{path}?sig=1&hop={k}"));
+    }
+    assert_eq!(get(&cdn, &at).body, weights, "the end of the chain answers normally");
+
+    hub.inject(FaultRule::new(
+        "/lfs/",
+        Fault::RedirectTo {
+            location: "http://169.254.169.254/latest/meta-data/".into(),
+        },
+    ));
+    let r = get(&cdn, &path);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("http://169.254.169.254/latest/meta-data/"))
+    );
+
+    hub.inject(FaultRule::new("/lfs/", Fault::ManyHeaders { count: 500 }));
+    let r = get(&cdn, &path);
+    assert_eq!(
+        r.headers.iter().filter(|(k, _)| k.starts_with("x-filler-")).count(),
+        500
+    );
+    assert_eq!(r.body, weights);
+
+    hub.inject(FaultRule::new("/lfs/", Fault::ContentLength { announce: 1 << 40 }).on_method("GET"));
+    let r = get(&cdn, &path);
+    assert_eq!(r.content_length(), Some(1 << 40));
+    assert_eq!(r.body, weights);
+
+    hub.inject(
+        FaultRule::new(
+            "/lfs/",
+            Fault::ShortIgnoringRange {
+                announce: Some(1_000_000_000_000_000),
+                after: 27,
+            },
+        )
+        .on_method("GET"),
+    );
+    let r = request(&cdn, "GET", &path, &[("Range", "bytes=5-")]);
+    assert_eq!((r.status, r.content_length()), (200, Some(1_000_000_000_000_000)));
+    assert_eq!(r.body, &weights[..27]);
+
+    hub.inject(FaultRule::new("/lfs/", Fault::Drip { millis: 30 }).on_method("GET"));
+    let started = std::time::Instant::now();
+    let r = request(&cdn, "GET", &path, &[("Range", "bytes=0-9")]);
+    assert_eq!(r.body, &weights[..10]);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    let tree = "/api/models/org/model/tree/main?recursive=true";
+    hub.inject(FaultRule::new("/tree/", Fault::Drip { millis: 1 }));
+    let dripped = get(&hub.url(), tree);
+    assert_eq!(
+        dripped.json(),
+        get(&hub.url(), tree).json(),
+        "a dripped answer is complete"
+    );
+
+    hub.inject(FaultRule::new("/tree/", Fault::SelfLink));
+    let r = get(&hub.url(), tree);
+    assert_eq!(r.header("link"), Some(&*format!("<{}{tree}>; rel=\"next\"", hub.url())));
+
+    hub.inject(FaultRule::new("/tree/", Fault::HugeListing { entries: 25_000 }));
+    let (head, raw) = raw_exchange(&hub.url(), tree);
+    assert!(
+        head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&dechunk(&raw)).unwrap();
+    let entries = listing.as_array().unwrap();
+    assert_eq!(entries.len(), 25_000);
+    assert_eq!(entries[24_999]["path"], "f/000024999");
+
+    let kinds: Vec<u16> = hub.requests().iter().map(|r| r.status).collect();
+    assert!(kinds.contains(&302) && kinds.contains(&200), "{kinds:?}");
+    hub.clear_faults();
+}
+
 #[test]
 fn request_log() {
     let (hub, _, _) = sample_hub();

@@ -176,10 +176,7 @@ impl Error {
     pub fn hub_error(&self) -> Option<&HubError> {
         match self {
             Error::Hub { source, .. } | Error::Unreachable { source, .. } => Some(source),
-            Error::Transfer {
-                source: TransferError::Hub(h),
-                ..
-            } => Some(h),
+            Error::Transfer { source, .. } => source.hub_error(),
             _ => None,
         }
     }
@@ -240,12 +237,27 @@ impl Error {
                 hints.push("or put the cache on a larger disk: --cache-dir DIR or HF_HUB_CACHE=DIR".into());
             }
             Error::Transfer {
-                source: TransferError::Hub(h),
+                source: TransferError::CutOff { kept: true, .. },
                 ..
-            } if h.is_transient() => {
+            } => {
                 hints.push(
                     "run the same command again: a cut-off download resumes from the bytes already on disk".into(),
                 );
+            }
+            Error::Transfer {
+                source: TransferError::CutOff {
+                    range_ignored: true, ..
+                },
+                ..
+            } => {
+                hints.push(
+                    "the server keeps cutting the transfer off and ignores Range requests, so it cannot resume; \
+                     try again later, and report it to the server's operator if it persists"
+                        .into(),
+                );
+            }
+            Error::Transfer { source, .. } if source.hub_error().is_some_and(HubError::is_transient) => {
+                hints.push("check your connection, then run the same command again".into());
             }
             Error::Transfer {
                 source: TransferError::Hash { .. } | TransferError::Size { .. },
@@ -282,6 +294,24 @@ impl Error {
                 }
                 HubError::RateLimited { .. } => hints.push("wait a moment and try again".into()),
                 HubError::NotAHub { .. } => hints.push("HF_ENDPOINT must point at a Hub-compatible server".into()),
+                HubError::TooManyRedirects { .. }
+                | HubError::RedirectLoop { .. }
+                | HubError::BadRedirect { .. }
+                | HubError::Malformed { .. }
+                | HubError::BadLength { .. }
+                | HubError::BodyTooLarge { .. }
+                | HubError::TooManyEntries { .. }
+                | HubError::EndlessPagination { .. } => hints.push(
+                    "the server (HF_ENDPOINT or a server it redirects to) answers in a way no Hub does; \
+                     retrying will not help: check HF_ENDPOINT and any proxy, or report it to the server's operator"
+                        .into(),
+                ),
+                HubError::Deadline { .. } | HubError::TooSlow { .. } => hints.push(
+                    "the server sends its answer too slowly; try again later, or raise HF_HUB_ETAG_TIMEOUT \
+                     (listings) or HF_HUB_DOWNLOAD_TIMEOUT (transfers)"
+                        .into(),
+                ),
+                HubError::InvalidUrl { .. } => hints.push("check HF_ENDPOINT: it must be an http(s) URL".into()),
                 _ => {}
             }
         }

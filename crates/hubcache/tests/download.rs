@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hubcache::blocking;
+use hubcache::hub::transfer::TransferError;
 use hubcache::hub::RetryPolicy;
 use hubcache::{
     CacheLookup, Error, FileRequest, HubBuilder, Repo, RepoPath, RepoType, Revision, SnapshotRequest, Token,
@@ -483,6 +484,14 @@ fn truncated_body_resumes_with_range() {
     );
 }
 
+/// The content GETs of the weights (CDN origin), in arrival order.
+fn lfs_gets(hub: &FakeHub) -> Vec<hubcache_test_support::LoggedRequest> {
+    hub.requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn && r.method == "GET" && r.path.starts_with("/lfs/"))
+        .collect()
+}
+
 #[test]
 fn server_ignoring_range_restarts_from_zero() {
     let hub = FakeHub::start();
@@ -494,11 +503,17 @@ fn server_ignoring_range_restarts_from_zero() {
         .download_file(&file("main", "model.safetensors"))
         .unwrap();
     assert_eq!(fs::read(p).unwrap(), lfs_content(3 << 20));
+    let gets: Vec<_> = lfs_gets(&hub).into_iter().map(|r| (r.range, r.status)).collect();
+    assert_eq!(
+        gets,
+        [(None, 200), (Some("bytes=100000-".to_string()), 200)],
+        "cut at 100,000 bytes, resumed with a Range, answered 200 and restarted from zero"
+    );
 }
 
 #[test]
 fn server_errors_are_retried() {
-    let (_cache, _hub, result) = weights_after(
+    let (_cache, hub, result) = weights_after(
         Fault::Status {
             status: 503,
             retry_after: None,
@@ -506,12 +521,20 @@ fn server_errors_are_retried() {
         2,
     );
     assert_eq!(fs::read(result.unwrap()).unwrap(), lfs_content(3 << 20));
+    let statuses: Vec<u16> = lfs_gets(&hub).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [503, 503, 200], "two retries, then the transfer");
 }
 
 #[test]
 fn stalled_server_times_out_and_resumes() {
-    let (_cache, _hub, result) = weights_after(Fault::Stall { after: 500_000 }, 1);
+    let (_cache, hub, result) = weights_after(Fault::Stall { after: 500_000 }, 1);
     assert_eq!(fs::read(result.unwrap()).unwrap(), lfs_content(3 << 20));
+    let gets = lfs_gets(&hub);
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[0].range, None);
+    // The stalled attempt wrote everything it received; the resume asks for the rest.
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=500000-"));
+    assert_eq!(gets[1].status, 206);
 }
 
 #[test]
@@ -519,7 +542,16 @@ fn wrong_bytes_never_land() {
     let (cache, _hub, result) = weights_after(Fault::WrongBytes, 10);
     let err = result.unwrap_err();
     assert!(err.to_string().contains("nothing was written"), "{err}");
-    assert!(format!("{:?}", err).contains("Hash"), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transfer {
+                source: TransferError::Hash { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_nothing_landed(cache.path());
 }
 
@@ -639,14 +671,25 @@ fn hostile_metadata_headers_are_refused() {
         ),
     ] {
         let url = raw_server(response);
-        let cache = tempfile::tempdir().unwrap();
-        let c = blocking::Hub::new(HubBuilder::new(url, cache.path()).retry(RetryPolicy::none())).unwrap();
+        // The cache sits four levels below a fresh folder: anything written outside it (by a
+        // `..` in a header) shows up in that folder's tree.
+        let root = tempfile::tempdir().unwrap();
+        let cache = root.path().join("a/b/c/cache");
+        fs::create_dir_all(&cache).unwrap();
+        let c = blocking::Hub::new(HubBuilder::new(url, &cache).retry(RetryPolicy::none())).unwrap();
         let err = c.download_file(&file("main", "config.json")).unwrap_err();
         assert!(matches!(err, Error::BadResponse { .. }), "{what}: {err:?}");
         assert!(err.to_string().contains(what), "{err}");
-        let written: Vec<_> = files_ending(cache.path(), "");
-        assert!(written.iter().all(|p| p.starts_with(cache.path())), "{written:?}");
-        assert!(!repo_dir(cache.path()).join("blobs").exists(), "{what}: nothing may be written");
-        assert!(!cache.path().join("../escape").exists() && !Path::new("/tmp/evil").exists());
+        let top: Vec<_> = fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(top, ["a"], "{what}: nothing beside the cache's first folder");
+        let mut outside = files_ending(root.path(), "");
+        outside.retain(|p| !p.starts_with(&cache));
+        assert!(outside.is_empty(), "{what}: written outside the cache: {outside:?}");
+        let dirs: Vec<_> = ["a", "a/b", "a/b/c"]
+            .iter()
+            .map(|d| fs::read_dir(root.path().join(d)).unwrap().count())
+            .collect();
+        assert_eq!(dirs, [1, 1, 1], "{what}: the folders above the cache hold only the path to it");
+        assert!(!repo_dir(&cache).join("blobs").exists(), "{what}: nothing may be written");
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hubcache::blocking;
+use hubcache::hub::transfer::TransferError;
 use hubcache::hub::RetryPolicy;
-use hubcache::{FileRequest, HubBuilder, Repo, RepoPath, Revision};
+use hubcache::{Error, FileRequest, HubBuilder, Repo, RepoPath, Revision};
 use hubcache_test_support::{sha256_hex, FakeHub, Fault, FaultRule, Origin, RepoKind};
 
 const MIB: usize = 1 << 20;
@@ -107,7 +108,16 @@ fn wrong_bytes_leave_no_temp_to_resume_from() {
     let cache = tempfile::tempdir().unwrap();
     let c = client(&hub, cache.path());
     let err = c.download_file(&request()).unwrap_err();
-    assert!(format!("{err:?}").contains("Hash"), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Transfer {
+                source: TransferError::Hash { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(temps(cache.path()).is_empty(), "{:?}", temps(cache.path()));
     hub.clear_requests();
     c.download_file(&request()).unwrap();

@@ -1,31 +1,73 @@
 //! `fake-hub`: runs the fake Hugging Face Hub as a standalone process.
 //!
-//! Usage: `fake-hub [--addr 127.0.0.1:PORT] [--log] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...`
+//! Usage: `fake-hub [--addr 127.0.0.1:PORT] [--log] [--fault NAME]... [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...`
 //!
 //! Commits each folder to branch `main`, then prints `listening on http://127.0.0.1:PORT` and one
 //! `ORG/NAME <commit>` line per repo to stdout, and serves until killed. With `--log`, every
 //! answered request is printed to stderr (`fake-hub: #N hub GET /path 200`), so request counts of
-//! a real client can be read off.
+//! a real client can be read off. `--fault NAME` makes the hub misbehave on every matching
+//! request (see [`fault_rule`] for the names), to try a client against a hostile server.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubcache_test_support::{FakeHub, Origin, RepoKind};
+use hubcache_test_support::{FakeHub, Fault, FaultRule, Origin, RepoKind};
 
-const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--log] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
+const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--log] [--fault NAME]... [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
 
 struct Args {
     addr: SocketAddr,
     log: bool,
+    faults: Vec<FaultRule>,
     repos: Vec<(RepoKind, String, PathBuf)>,
+}
+
+/// The rule a `--fault` name stands for; it applies to every matching request.
+fn fault_rule(name: &str) -> Option<FaultRule> {
+    const ALWAYS: usize = usize::MAX;
+    let lfs = |fault| FaultRule::new("/lfs/", fault).on_method("GET").repeat(ALWAYS);
+    let tree = |fault| FaultRule::new("/tree/", fault).on_method("GET").repeat(ALWAYS);
+    let to = |location: &str| {
+        lfs(Fault::RedirectTo {
+            location: location.to_owned(),
+        })
+    };
+    Some(match name {
+        "redirect-loop" => lfs(Fault::RedirectLoop),
+        "redirect-chain" => lfs(Fault::RedirectChain { hops: 50 }),
+        "redirect-file" => to("file:///etc/passwd"),
+        "redirect-ftp" => to("ftp://127.0.0.1/x"),
+        "redirect-metadata" => to("http://169.254.169.254/latest/meta-data/"),
+        "many-headers" => lfs(Fault::ManyHeaders { count: 10_000 }),
+        "content-length" => lfs(Fault::ContentLength {
+            announce: 1_000_000_000_000_000,
+        }),
+        "short-ignoring-range" => lfs(Fault::ShortIgnoringRange {
+            announce: None,
+            after: 27,
+        }),
+        "petabyte-ignoring-range" => lfs(Fault::ShortIgnoringRange {
+            announce: Some(1_000_000_000_000_000),
+            after: 27,
+        }),
+        "drip-transfer" => lfs(Fault::Drip { millis: 1000 }),
+        "drip-listing" => tree(Fault::Drip { millis: 1000 }),
+        "self-link" => tree(Fault::SelfLink),
+        // About 200 MB of JSON.
+        "huge-listing" => tree(Fault::HugeListing { entries: 4_500_000 }),
+        // Just under the body cap (about 60 MB), more entries than the listing cap.
+        "many-entries" => tree(Fault::HugeListing { entries: 1_300_000 }),
+        _ => return None,
+    })
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         log: false,
+        faults: Vec::new(),
         repos: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -60,6 +102,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.repos.push((kind, id.to_owned(), PathBuf::from(dir)));
             }
             "--log" => parsed.log = true,
+            "--fault" => {
+                let v = value()?;
+                parsed
+                    .faults
+                    .push(fault_rule(&v).ok_or_else(|| format!("unknown fault {v}"))?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -85,6 +133,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for rule in args.faults {
+        hub.inject(rule);
+    }
     let mut lines = Vec::new();
     for (kind, id, dir) in &args.repos {
         match hub.commit_folder(*kind, id, "main", dir) {

@@ -34,7 +34,7 @@ use super::{FileRequest, Hub};
 use crate::cache::lookup::{self, CacheLookup};
 use crate::cache::{BlobLock, CacheWriter, RepoLayout, WriteOptions};
 use crate::error::{Error, Result};
-use crate::hub::transfer::{self, TransferError};
+use crate::hub::transfer::{self, TransferError, TransferRequest};
 use crate::hub::{FileMetadata, HubError};
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
 
@@ -332,22 +332,19 @@ impl Hub {
             keep: keep_partial,
         };
         let mut progress = self.reporter.file_started(path.as_str(), known.size);
-        let result = transfer::download(
-            &self.client,
-            &known.location,
-            &mut file,
-            temp,
-            &known.etag,
-            known.size,
-            start,
-            progress.as_mut(),
-        )
-        .await;
+        let request = TransferRequest {
+            location: &known.location,
+            etag: &known.etag,
+            expected_size: known.size,
+            resume_from: start,
+        };
+        let result = transfer::download(&self.client, &request, &mut file, temp, progress.as_mut()).await;
         progress.finish();
         drop(file);
         if let Err(source) = result {
             // Only bytes cut off on their way are worth a resume; wrong ones, or a full disk, are not.
-            guard.keep = keep_partial && matches!(&source, TransferError::Hub(h) if h.is_transient());
+            guard.keep = keep_partial && source.is_resumable();
+            let source = source.with_kept(guard.keep);
             drop(guard);
             return Err(match source {
                 TransferError::Io { source, .. } if crate::fs::is_disk_full(&source) => {

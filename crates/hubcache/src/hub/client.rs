@@ -3,21 +3,47 @@
 //! Redirects are never followed blindly: a hop is taken only to the same origin or a Hub origin,
 //! and the `Authorization` header is only ever sent to such origins, so a CDN never sees the
 //! token. The token lives in a sensitive header value and never in a URL or message.
+//!
+//! **A hostile server gets a clear error, fast, with bounded memory.** Every redirect target is
+//! checked before it is followed or handed on as a download location: only `http`/`https`, never
+//! a link-local or cloud metadata address ([`url::check_redirect`]); a chain that revisits a
+//! URL is a [`HubError::RedirectLoop`], one longer than [`MAX_REDIRECTS`] hops is
+//! [`HubError::TooManyRedirects`]. An answer the HTTP parser rejects (more than 100 headers, a
+//! head over ~400 KiB, an unparsable `Content-Length`) is [`HubError::Malformed`]. These are
+//! permanent: one attempt, no retry. API bodies are read chunk by chunk up to [`MAX_API_BODY`],
+//! a tree listing holds at most [`MAX_TREE_ENTRIES`] entries, a `Link: rel="next"` to a page
+//! already fetched is [`HubError::EndlessPagination`], and each listing page must complete
+//! within [`ClientConfig::api_deadline`].
 
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, LOCATION, RANGE, USER_AGENT};
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 
-use super::error::{map_status, ErrorResponse, HubError};
+use super::error::{map_status, ErrorResponse, HubError, RedirectRefusal};
 use super::retry::{parse_ratelimit, parse_retry_after, RetryPolicy};
 use super::url;
 use crate::repo::{Repo, RepoPath};
 use crate::settings::{Proxies, Token};
 
 /// Most redirect hops followed before giving up.
-const MAX_REDIRECTS: usize = 20;
+pub const MAX_REDIRECTS: usize = 20;
+/// Largest API answer read (one tree listing page, repo info): far above any real repo's
+/// (a Hub listing page of 1,000 entries is a few hundred KiB).
+pub const MAX_API_BODY: u64 = 64 << 20;
+/// Most entries of one tree listing, all pages together: 5 × the Hub's recommended maximum
+/// of 100,000 files per repo, and small enough that a hostile page just under
+/// [`MAX_API_BODY`] parses within ~200 MiB.
+pub const MAX_TREE_ENTRIES: usize = 500_000;
+/// Most pages of one tree listing.
+pub const MAX_TREE_PAGES: usize = 100_000;
+/// An API page must complete within this many metadata timeouts (`HF_HUB_ETAG_TIMEOUT`) …
+const API_DEADLINE_FACTOR: u32 = 6;
+/// … but never more than this.
+const MAX_API_DEADLINE: Duration = Duration::from_secs(300);
 
 /// How to reach the Hub.
 #[derive(Debug, Clone)]
@@ -52,6 +78,24 @@ impl ClientConfig {
             resume_delay: Duration::from_secs(1),
             proxies: Proxies::default(),
             user_agent: None,
+        }
+    }
+
+    /// Total deadline of one listing page: 6 × the metadata timeout, at most 5 minutes
+    /// (60 s with the default `HF_HUB_ETAG_TIMEOUT` of 10 s).
+    pub fn api_deadline(&self) -> Duration {
+        self.etag_timeout
+            .saturating_mul(API_DEADLINE_FACTOR)
+            .min(MAX_API_DEADLINE)
+    }
+
+    /// The retry policy of a transfer's resumes: as many fruitless attempts as [`Self::retry`]
+    /// allows, starting at [`Self::resume_delay`] and doubling up to the policy's longest delay.
+    pub fn transfer_retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.retry.max_retries,
+            base: self.resume_delay,
+            max_delay: self.retry.max_delay.max(self.resume_delay),
         }
     }
 }
@@ -120,7 +164,9 @@ pub fn normalize_etag(raw: &str) -> String {
     raw.trim_start_matches(['W', '/']).trim_matches('"').to_string()
 }
 
-fn transport_error(url_str: &str, e: &reqwest::Error) -> HubError {
+/// Maps a reqwest failure: timeouts, connection failures and broken transfers are transient;
+/// an answer the HTTP parser rejects, or a URL the client refuses, is permanent.
+pub(crate) fn transport_error(url_str: &str, e: &reqwest::Error) -> HubError {
     let url = url::redact(url_str);
     let mut detail = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -137,8 +183,79 @@ fn transport_error(url_str: &str, e: &reqwest::Error) -> HubError {
         HubError::Timeout { url, detail }
     } else if e.is_connect() {
         HubError::Connect { url, detail }
+    } else if e.is_builder() {
+        HubError::InvalidUrl { url, detail }
+    } else if is_parse_error(e) {
+        HubError::Malformed { url, detail }
     } else {
         HubError::Transfer { url, detail }
+    }
+}
+
+/// Whether hyper rejected the answer itself (bad status line or headers, too many or too
+/// large headers, an invalid `Content-Length`): the same request gets the same answer.
+fn is_parse_error(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_parse();
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The next hop of an answer: `Ok(None)` when it is not a redirect (or names no target), the
+/// checked absolute target otherwise.
+fn redirect_target(current: &str, resp: &Response) -> Result<Option<String>, HubError> {
+    if !is_redirect(resp.status()) {
+        return Ok(None);
+    }
+    let Some(raw) = resp.headers().get(LOCATION) else {
+        return Ok(None);
+    };
+    let refuse = |target: String, reason| HubError::BadRedirect {
+        url: url::redact(current),
+        target,
+        reason,
+    };
+    let escaped = || String::from_utf8_lossy(raw.as_bytes()).escape_debug().to_string();
+    let Some(target) = raw.to_str().ok().and_then(|l| url::join(current, l)) else {
+        return Err(refuse(escaped(), RedirectRefusal::Unparsable));
+    };
+    url::check_redirect(&target).map_err(|reason| refuse(url::redact_or_escape(&target), reason))?;
+    Ok(Some(target))
+}
+
+/// Redirect bookkeeping of one request: loop detection and the hop limit.
+struct Hops {
+    start: String,
+    visited: HashSet<String>,
+}
+
+impl Hops {
+    fn new(start: &str) -> Hops {
+        Hops {
+            start: start.to_string(),
+            visited: HashSet::from([start.to_string()]),
+        }
+    }
+
+    /// Records a hop to `target`; errs on a URL already visited or one hop too many.
+    fn take(&mut self, target: &str) -> Result<(), HubError> {
+        if !self.visited.insert(target.to_string()) {
+            return Err(HubError::RedirectLoop {
+                url: url::redact(&self.start),
+                target: url::redact(target),
+            });
+        }
+        if self.visited.len() > MAX_REDIRECTS + 1 {
+            return Err(HubError::TooManyRedirects {
+                url: url::redact(&self.start),
+                limit: MAX_REDIRECTS,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -245,43 +362,34 @@ impl HubClient {
         timeout: Option<Duration>,
     ) -> Result<(Response, String), HubError> {
         let mut current = start.to_string();
-        for _ in 0..MAX_REDIRECTS {
+        let mut hops = Hops::new(start);
+        loop {
             let resp = self.send_once(method.clone(), &current, extra.clone(), timeout).await?;
-            if !is_redirect(resp.status()) {
-                return Ok((resp, current));
-            }
-            let Some(target) = header(resp.headers(), LOCATION.as_str()).and_then(|l| url::join(&current, l)) else {
+            // Checked even when not followed: the caller may use it as the download location.
+            let Some(target) = redirect_target(&current, &resp)? else {
                 return Ok((resp, current));
             };
             let same = url::origin(&target) == url::origin(&current);
             if !(same || url::may_send_token("https://huggingface.co", &target)) {
                 return Ok((resp, current));
             }
+            hops.take(&target)?;
             current = target;
         }
-        Err(HubError::Transfer {
-            url: url::redact(start),
-            detail: format!("more than {MAX_REDIRECTS} redirects"),
-        })
     }
 
-    /// Follows every redirect (for content GETs), sending the token only where allowed.
+    /// Follows every checked redirect (for content GETs), sending the token only where allowed.
     async fn get_following_all(&self, start: &str, extra: &HeaderMap) -> Result<Response, HubError> {
         let mut current = start.to_string();
-        for _ in 0..MAX_REDIRECTS {
+        let mut hops = Hops::new(start);
+        loop {
             let resp = self.send_once(Method::GET, &current, extra.clone(), None).await?;
-            if !is_redirect(resp.status()) {
+            let Some(target) = redirect_target(&current, &resp)? else {
                 return self.check(resp, &current).await;
-            }
-            match header(resp.headers(), LOCATION.as_str()).and_then(|l| url::join(&current, l)) {
-                Some(target) => current = target,
-                None => return self.check(resp, &current).await,
-            }
+            };
+            hops.take(&target)?;
+            current = target;
         }
-        Err(HubError::Transfer {
-            url: url::redact(start),
-            detail: format!("more than {MAX_REDIRECTS} redirects"),
-        })
     }
 
     /// Maps an error status to a [`HubError`], reading a small JSON body for its message.
@@ -329,11 +437,14 @@ impl HubClient {
         let mut retry = 0;
         loop {
             match attempt().await {
-                Err(e) if e.is_transient() && retry < policy.max_retries => {
-                    tokio::time::sleep(policy.delay(retry, e.retry_after())).await;
-                    retry += 1;
-                }
-                other => return other,
+                Err(e) => match policy.next_delay(retry, e.is_retryable(), e.retry_after()) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        retry += 1;
+                    }
+                    None => return Err(e),
+                },
+                ok => return ok,
             }
         }
     }
@@ -409,7 +520,8 @@ impl HubClient {
             // A small answer: bounded by the metadata timeout, so a black-holed endpoint costs
             // seconds, not minutes, before a caller falls back to its cache.
             let resp = self.get_json_within(&target, Some(self.config.etag_timeout)).await?;
-            let info: RevisionInfo = parse_json(resp, &target).await?;
+            let body = read_capped(resp, &target, MAX_API_BODY).await?;
+            let info: RevisionInfo = parse_json(&body, &target)?;
             info.sha.ok_or_else(|| HubError::NotAHub {
                 url: url::redact(&target),
                 detail: "repo info without `sha`".to_string(),
@@ -418,36 +530,48 @@ impl HubClient {
         .await
     }
 
-    /// Every file and folder of a commit (recursive tree listing, all pages).
+    /// Every file and folder of a commit (recursive tree listing, all pages). Each page is
+    /// capped at [`MAX_API_BODY`] bytes and must complete within [`ClientConfig::api_deadline`];
+    /// the listing at [`MAX_TREE_ENTRIES`] entries and [`MAX_TREE_PAGES`] pages, none fetched
+    /// twice.
     pub async fn list_tree(&self, repo: &Repo, revision: &str) -> Result<Vec<TreeEntry>, HubError> {
-        let mut next = Some(url::tree_url(&self.config.endpoint, repo, revision));
+        let first = url::tree_url(&self.config.endpoint, repo, revision);
+        let mut visited = HashSet::from([url::normalize(&first)]);
+        let mut next = Some(first);
         let mut out = Vec::new();
-        let mut pages = 0usize;
+        let deadline = self.config.api_deadline();
         while let Some(target) = next.take() {
-            pages += 1;
-            if pages > 100_000 {
-                return Err(HubError::NotAHub {
-                    url: url::redact(&target),
-                    detail: "endless tree pagination".to_string(),
-                });
-            }
-            let (entries, link) = self
+            let (body, link) = self
                 .with_retries(self.config.retry, || async {
-                    let resp = self.get_json(&target).await?;
-                    let link = header(resp.headers(), "link").and_then(next_link);
-                    let entries: Vec<TreeEntry> = parse_json(resp, &target).await?;
-                    Ok((entries, link))
+                    let page = async {
+                        let resp = self.get_json_within(&target, None).await?;
+                        let link = header(resp.headers(), "link").and_then(next_link);
+                        Ok((read_capped(resp, &target, MAX_API_BODY).await?, link))
+                    };
+                    tokio::time::timeout(deadline, page).await.unwrap_or_else(|_| {
+                        Err(HubError::Deadline {
+                            url: url::redact(&target),
+                            deadline,
+                        })
+                    })
                 })
                 .await?;
+            let entries = parse_entries(&body, &target, MAX_TREE_ENTRIES - out.len())?;
+            drop(body);
             out.extend(entries);
             // Only follow pages on the same origin (the token goes with them).
-            next = link.filter(|l| url::origin(l) == url::origin(&self.config.endpoint));
+            let Some(link) = link.filter(|l| url::origin(l) == url::origin(&self.config.endpoint)) else {
+                break;
+            };
+            if !visited.insert(url::normalize(&link)) || visited.len() > MAX_TREE_PAGES {
+                return Err(HubError::EndlessPagination {
+                    url: url::redact(&target),
+                    repeated: visited.len() <= MAX_TREE_PAGES,
+                });
+            }
+            next = Some(link);
         }
         Ok(out)
-    }
-
-    async fn get_json(&self, target: &str) -> Result<Response, HubError> {
-        self.get_json_within(target, None).await
     }
 
     async fn get_json_within(&self, target: &str, timeout: Option<Duration>) -> Result<Response, HubError> {
@@ -457,7 +581,8 @@ impl HubClient {
         self.check(resp, &final_url).await
     }
 
-    /// Starts a content GET at byte `offset`, following redirects (token only to allowed origins).
+    /// Starts a content GET at byte `offset`, following checked redirects (token only to
+    /// allowed origins). One attempt: the transfer's resume budget decides on retries.
     pub async fn get_content(&self, location: &str, offset: u64) -> Result<Response, HubError> {
         let mut extra = HeaderMap::new();
         if offset > 0 {
@@ -465,17 +590,91 @@ impl HubClient {
                 extra.insert(RANGE, v);
             }
         }
-        self.with_retries(self.config.retry, || self.get_following_all(location, &extra))
-            .await
+        self.get_following_all(location, &extra).await
     }
 }
 
-async fn parse_json<T: serde::de::DeserializeOwned>(resp: Response, target: &str) -> Result<T, HubError> {
-    let bytes = resp.bytes().await.map_err(|e| transport_error(target, &e))?;
-    serde_json::from_slice(&bytes).map_err(|e| HubError::NotAHub {
+/// Reads a body chunk by chunk, refusing it as soon as it grows past `limit` bytes.
+async fn read_capped(mut resp: Response, target: &str, limit: u64) -> Result<Vec<u8>, HubError> {
+    let too_large = || HubError::BodyTooLarge {
+        url: url::redact(target),
+        limit,
+    };
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(target, &e))? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn malformed_json(target: &str, e: &serde_json::Error) -> HubError {
+    HubError::NotAHub {
         url: url::redact(target),
         detail: format!("malformed JSON: {e}"),
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], target: &str) -> Result<T, HubError> {
+    serde_json::from_slice(body).map_err(|e| malformed_json(target, &e))
+}
+
+/// Parses one listing page, failing as soon as it holds more than `limit` entries (so a
+/// hostile page never becomes millions of entries in memory).
+fn parse_entries(body: &[u8], target: &str, limit: usize) -> Result<Vec<TreeEntry>, HubError> {
+    use serde::de::DeserializeSeed;
+    let over = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = CappedEntries { limit, over: &over }
+        .deserialize(&mut de)
+        .and_then(|entries| de.end().map(|()| entries));
+    parsed.map_err(|e| match over.get() {
+        true => HubError::TooManyEntries {
+            url: url::redact(target),
+            limit: MAX_TREE_ENTRIES,
+        },
+        false => malformed_json(target, &e),
     })
+}
+
+/// A JSON array of [`TreeEntry`] with at most `limit` elements.
+struct CappedEntries<'a> {
+    limit: usize,
+    over: &'a Cell<bool>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CappedEntries<'_> {
+    type Value = Vec<TreeEntry>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CappedEntries<'_> {
+    type Value = Vec<TreeEntry>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of tree entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(entry) = seq.next_element::<TreeEntry>()? {
+            if out.len() >= self.limit {
+                self.over.set(true);
+                return Err(serde::de::Error::custom("too many entries"));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
 }
 
 /// The `rel="next"` URL of a `Link` header.
@@ -499,6 +698,61 @@ mod tests {
         assert_eq!(normalize_etag("\"abc\""), "abc");
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
         assert_eq!(normalize_etag("abc"), "abc");
+    }
+
+    #[test]
+    fn listing_pages_are_capped_by_entries() {
+        let body = br#"[{"type":"file","path":"a"},{"type":"file","path":"b"},{"type":"directory","path":"c"}]"#;
+        assert_eq!(parse_entries(body, "http://h/t", 3).unwrap().len(), 3);
+        assert!(matches!(
+            parse_entries(body, "http://h/t", 2),
+            Err(HubError::TooManyEntries {
+                limit: MAX_TREE_ENTRIES,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_entries(b"[{\"type\":1}]", "http://h/t", 3),
+            Err(HubError::NotAHub { .. })
+        ));
+        assert!(matches!(
+            parse_entries(b"[] trailing", "http://h/t", 3),
+            Err(HubError::NotAHub { .. })
+        ));
+    }
+
+    #[test]
+    fn redirect_hops_detect_loops_and_the_limit() {
+        let mut hops = Hops::new("http://h/0");
+        assert!(hops.take("http://h/1").is_ok());
+        assert!(matches!(hops.take("http://h/0"), Err(HubError::RedirectLoop { .. })));
+        let mut hops = Hops::new("http://h/0");
+        for i in 1..=MAX_REDIRECTS {
+            assert!(hops.take(&format!("http://h/{i}")).is_ok(), "{i}");
+        }
+        assert!(matches!(
+            hops.take("http://h/last"),
+            Err(HubError::TooManyRedirects {
+                limit: MAX_REDIRECTS,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn transfer_retry_and_api_deadline() {
+        let mut c = ClientConfig::new("http://h");
+        assert_eq!(c.api_deadline(), Duration::from_secs(60));
+        c.etag_timeout = Duration::from_secs(1);
+        assert_eq!(c.api_deadline(), Duration::from_secs(6));
+        c.etag_timeout = Duration::from_secs(3600);
+        assert_eq!(c.api_deadline(), MAX_API_DEADLINE);
+        c.resume_delay = Duration::from_millis(10);
+        let p = c.transfer_retry();
+        assert_eq!(
+            (p.max_retries, p.base),
+            (c.retry.max_retries, Duration::from_millis(10))
+        );
     }
 
     #[test]

@@ -93,6 +93,104 @@ pub enum HubError {
         /// Transport detail.
         detail: String,
     },
+    /// A redirect chain longer than [`super::client::MAX_REDIRECTS`] hops.
+    #[error("more than {limit} redirects from {url}")]
+    TooManyRedirects {
+        /// Redacted URL of the first request.
+        url: String,
+        /// Hops followed before giving up.
+        limit: usize,
+    },
+    /// A redirect back to a URL already visited in the same chain.
+    #[error("redirect loop: {url} redirects back to {target}")]
+    RedirectLoop {
+        /// Redacted URL of the first request.
+        url: String,
+        /// Redacted URL visited twice.
+        target: String,
+    },
+    /// A redirect to a place hubcache never goes (see [`RedirectRefusal`]).
+    #[error("refused a redirect from {url} to {target}: {reason}")]
+    BadRedirect {
+        /// Redacted URL that sent the redirect.
+        url: String,
+        /// Redacted target (or the raw `Location`, escaped, when it is not a URL).
+        target: String,
+        /// Why it was refused.
+        reason: RedirectRefusal,
+    },
+    /// The answer is not valid HTTP (unparsable head, too many or too large headers, a bad
+    /// `Content-Length` header, broken chunked encoding).
+    #[error("malformed answer from {url}: {detail}")]
+    Malformed {
+        /// Redacted URL.
+        url: String,
+        /// What the HTTP parser said.
+        detail: String,
+    },
+    /// A content answer whose `Content-Length` or `Content-Range` does not fit the file.
+    #[error("{url} announced {announced} for a transfer that expects {expected}")]
+    BadLength {
+        /// Redacted URL.
+        url: String,
+        /// What the answer announced (`Content-Length` or `Content-Range`).
+        announced: String,
+        /// What the transfer expected.
+        expected: String,
+    },
+    /// An API answer larger than the cap on API bodies.
+    #[error("the answer from {url} is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// Redacted URL.
+        url: String,
+        /// The cap ([`super::client::MAX_API_BODY`]).
+        limit: u64,
+    },
+    /// A tree listing with more entries than the cap on listings.
+    #[error("the listing from {url} has more than {limit} entries")]
+    TooManyEntries {
+        /// Redacted URL.
+        url: String,
+        /// The cap ([`super::client::MAX_TREE_ENTRIES`]).
+        limit: usize,
+    },
+    /// A paginated listing whose `Link: rel="next"` points at a page already fetched, or
+    /// that goes on for more pages than the cap.
+    #[error("endless pagination at {url}{}", if *.repeated { ": the next page was already fetched" } else { "" })]
+    EndlessPagination {
+        /// Redacted URL of the page.
+        url: String,
+        /// The next link repeats a page (else: too many pages).
+        repeated: bool,
+    },
+    /// An API answer that did not complete within its total deadline (a server dripping it).
+    #[error("{url} did not complete its answer within {}s", .deadline.as_secs())]
+    Deadline {
+        /// Redacted URL.
+        url: String,
+        /// The total deadline of the call.
+        deadline: Duration,
+    },
+    /// A transfer below the minimum rate: fewer than `min` bytes within one `window`.
+    #[error("transfer from {url} too slow: {received} bytes in {}s (at least {min} are expected)", .window.as_secs())]
+    TooSlow {
+        /// Redacted URL.
+        url: String,
+        /// Bytes received in the window.
+        received: u64,
+        /// Least bytes per window ([`super::transfer::MIN_BYTES_PER_WINDOW`]).
+        min: u64,
+        /// The window (`HF_HUB_DOWNLOAD_TIMEOUT`).
+        window: Duration,
+    },
+    /// A URL the HTTP client refuses to request (bad scheme or syntax).
+    #[error("invalid URL {url}: {detail}")]
+    InvalidUrl {
+        /// Redacted URL.
+        url: String,
+        /// Why.
+        detail: String,
+    },
     /// The answer lacks what a Hub endpoint always sends.
     #[error("{url} does not look like a Hugging Face Hub endpoint: {detail} (check HF_ENDPOINT)")]
     NotAHub {
@@ -103,6 +201,27 @@ pub enum HubError {
     },
 }
 
+/// Why a redirect was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectRefusal {
+    /// A scheme other than `http` or `https` (`file://`, `ftp://`, …).
+    Scheme,
+    /// A link-local address (169.254.0.0/16, fe80::/10) or a cloud metadata address.
+    LinkLocal,
+    /// The `Location` is not a valid URL.
+    Unparsable,
+}
+
+impl std::fmt::Display for RedirectRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RedirectRefusal::Scheme => "only http and https redirects are followed",
+            RedirectRefusal::LinkLocal => "link-local and cloud metadata addresses are never contacted",
+            RedirectRefusal::Unparsable => "the Location header is not a valid URL",
+        })
+    }
+}
+
 fn msg(message: &Option<String>) -> String {
     match message {
         Some(m) if !m.is_empty() => format!(": {m}"),
@@ -111,15 +230,24 @@ fn msg(message: &Option<String>) -> String {
 }
 
 impl HubError {
-    /// Worth retrying, or falling back to the cache: connection errors, timeouts, broken
-    /// transfers, 408/429/5xx.
+    /// Worth trying again later, or falling back to the cache: connection errors, timeouts,
+    /// broken transfers, a slow server, 408/429/5xx. Everything else is permanent: repeating
+    /// the same request gets the same answer (redirect loops, refused redirects, malformed or
+    /// oversized answers, endless pagination, 4xx).
     pub fn is_transient(&self) -> bool {
         match self {
             HubError::Connect { .. } | HubError::Timeout { .. } | HubError::Transfer { .. } => true,
+            HubError::TooSlow { .. } | HubError::Deadline { .. } => true,
             HubError::RateLimited { .. } => true,
             HubError::Status { status, .. } => super::retry::is_retryable_status(*status),
             _ => false,
         }
+    }
+
+    /// Worth retrying within this call: transient, except an API answer that missed its total
+    /// deadline (the same server would drip it again; the caller falls back instead).
+    pub fn is_retryable(&self) -> bool {
+        self.is_transient() && !matches!(self, HubError::Deadline { .. })
     }
 
     /// The server said the repo, revision or file does not exist.

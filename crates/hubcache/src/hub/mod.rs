@@ -7,5 +7,5 @@ pub mod transfer;
 pub mod url;
 
 pub use client::{ClientConfig, FileMetadata, HubClient, TreeEntry};
-pub use error::HubError;
+pub use error::{HubError, RedirectRefusal};
 pub use retry::RetryPolicy;

@@ -1,6 +1,10 @@
 //! URL shapes of the Hub API and origin comparison (pure).
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::error::RedirectRefusal;
 
 use crate::repo::{Repo, RepoPath};
 
@@ -79,6 +83,53 @@ pub fn join(base: &str, location: &str) -> Option<String> {
     base.join(location).ok().map(|u| u.to_string())
 }
 
+/// Whether a redirect may lead to `target`: only `http` and `https`, and never to a link-local
+/// address (169.254.0.0/16, fe80::/10, also IPv4-mapped) or a cloud metadata address
+/// (`fd00:ec2::254`, `metadata.google.internal`), where a cloud VM's credentials live. The host
+/// is only parsed, never resolved (a name that resolves to such an address is not caught);
+/// loopback and private addresses stay allowed (local mirrors, tests).
+pub fn check_redirect(target: &str) -> Result<(), RedirectRefusal> {
+    let parsed = reqwest::Url::parse(target).map_err(|_| RedirectRefusal::Unparsable)?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(RedirectRefusal::Scheme);
+    }
+    let host = parsed.host_str().ok_or(RedirectRefusal::Unparsable)?;
+    let ip = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse::<IpAddr>()
+        .ok();
+    let refused = match ip {
+        Some(IpAddr::V4(v4)) => v4.is_link_local(),
+        Some(IpAddr::V6(v6)) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+        None => host
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case("metadata.google.internal"),
+    };
+    if refused {
+        return Err(RedirectRefusal::LinkLocal);
+    }
+    Ok(())
+}
+
+/// A URL in the form used to compare pages (parsed and serialised again), or as it is.
+pub fn normalize(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(|_| url.to_string(), |u| u.to_string())
+}
+
+/// [`redact`] for a URL, or the text escaped when it is not one (for messages).
+pub fn redact_or_escape(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(_) => redact(url),
+        Err(_) => url.escape_debug().to_string(),
+    }
+}
+
 /// Removes credentials and the query string, for messages and logs.
 pub fn redact(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -133,6 +184,46 @@ mod tests {
         assert!(may_send_token("https://huggingface.co", "https://HUGGINGFACE.CO:443/x"));
         assert!(!may_send_token("https://huggingface.co", "https://cdn-lfs.hf.co/x"));
         assert!(!may_send_token(ep, "not a url"));
+    }
+
+    #[test]
+    fn redirect_targets() {
+        for ok in [
+            "http://127.0.0.1:8080/lfs/x",
+            "https://cdn-lfs.hf.co/x?sig=1",
+            "http://[::1]:9/x",
+            "http://10.0.0.1/x",
+            "http://169.253.1.1/x",
+        ] {
+            assert_eq!(check_redirect(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("file:///etc/passwd", RedirectRefusal::Scheme),
+            ("ftp://example.com/x", RedirectRefusal::Scheme),
+            ("gopher://h/x", RedirectRefusal::Scheme),
+            ("http://169.254.169.254/latest/meta-data/", RedirectRefusal::LinkLocal),
+            ("http://2852039166/latest", RedirectRefusal::LinkLocal),
+            ("http://0xa9.0xfe.0xa9.0xfe/", RedirectRefusal::LinkLocal),
+            ("https://169.254.0.1:443/x", RedirectRefusal::LinkLocal),
+            ("http://[fe80::1]/x", RedirectRefusal::LinkLocal),
+            ("http://[febf::1]/x", RedirectRefusal::LinkLocal),
+            ("http://[::ffff:169.254.169.254]/x", RedirectRefusal::LinkLocal),
+            ("http://[fd00:ec2::254]/x", RedirectRefusal::LinkLocal),
+            (
+                "http://metadata.google.internal/computeMetadata/v1/",
+                RedirectRefusal::LinkLocal,
+            ),
+            ("not a url", RedirectRefusal::Unparsable),
+        ] {
+            assert_eq!(check_redirect(bad), Err(why), "{bad}");
+        }
+        assert_eq!(
+            normalize("HTTP://H:80/a?cursor=1"),
+            normalize("http://h/a?cursor=1"),
+            "pages compare after normalisation"
+        );
+        assert_eq!(redact_or_escape("http://u:p@h/x?q"), "http://h/x");
+        assert_eq!(redact_or_escape("a\nb"), "a\\nb");
     }
 
     #[test]

@@ -1,0 +1,185 @@
+//! Verified transfers: one file streamed into a temp file while it is hashed, resumed with
+//! `Range` when the connection breaks.
+//!
+//! - [`stream`]: the sequential GET/resume loop, judged by a [`ResumeBudget`]
+//!   (`hub::retry`): attempts that leave the file no larger count against the retry policy;
+//! - [`sink`]: the temp-file writer on a thread of its own (no file I/O on async workers),
+//!   which also feeds the in-order hash (`crate::digest`).
+//!
+//! A transfer may start from bytes already on disk (a temp file left by an earlier run): the
+//! sink hashes that prefix back from the file before the bytes that arrive, while the request
+//! asks for `Range: bytes=<len>-`. Nothing about the prefix is trusted: the final size and
+//! digest check covers it, and the caller discards a resumed file that fails it.
+//!
+//! **Bounds.** Memory stays at a few MiB per transfer whatever the file size (bounded queues to
+//! the writer and hasher threads). A transfer must receive at least [`MIN_BYTES_PER_WINDOW`]
+//! within each read-timeout window (`HF_HUB_DOWNLOAD_TIMEOUT`, a per-read timeout as in
+//! Python), so a server dripping bytes is a stall ([`HubError::TooSlow`]), resumed like a
+//! cut-off. An answer whose `Content-Length` or `Content-Range` does not fit the file is
+//! refused at once ([`HubError::BadLength`]).
+//!
+//! [`ResumeBudget`]: super::retry::ResumeBudget
+
+mod sink;
+mod stream;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::client::HubClient;
+use super::error::HubError;
+use crate::digest::DigestKind;
+use crate::progress::FileProgress;
+
+pub use stream::MIN_BYTES_PER_WINDOW;
+
+/// Largest body accepted when the size was not announced.
+const MAX_UNANNOUNCED: u64 = 50_000_000_000;
+
+/// What to fetch and how to check it.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferRequest<'a> {
+    /// Where to GET the content (redirects are followed and checked).
+    pub location: &'a str,
+    /// The etag: names the digest (sha256 for LFS files, git sha1 for regular ones).
+    pub etag: &'a str,
+    /// The announced size, when known.
+    pub expected_size: Option<u64>,
+    /// Bytes the file already holds (0: empty); they are hashed from disk, only the rest is
+    /// requested.
+    pub resume_from: u64,
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The server or the connection failed, on the first attempt or permanently.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// The transfer was cut off (or stalled) again and again without progress until the retry
+    /// policy gave up.
+    #[error("the transfer was cut off {attempts} times without progress ({received} bytes received{})", if *.range_ignored { ", and the server ignores Range requests" } else { "" })]
+    CutOff {
+        /// Attempts made.
+        attempts: u32,
+        /// Bytes the temp file held at the end.
+        received: u64,
+        /// The temp file is kept for a later run to resume from (set by the caller that keeps it).
+        kept: bool,
+        /// The server answered a `Range` request with the whole file (a resume cannot help).
+        range_ignored: bool,
+        /// The last failure.
+        #[source]
+        source: HubError,
+    },
+    /// Writing the temp file failed.
+    #[error("cannot write {}: {source}", .path.display())]
+    Io {
+        /// The temp file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The body was longer or shorter than announced.
+    #[error("size mismatch: expected {expected} bytes, received {received}")]
+    Size {
+        /// Announced size.
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The content does not hash to its etag.
+    #[error("content does not match its hash: expected {kind} {expected}, got {actual}")]
+    Hash {
+        /// Digest kind.
+        kind: DigestKind,
+        /// The etag.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+}
+
+impl TransferError {
+    /// The Hub error underneath, if any.
+    pub fn hub_error(&self) -> Option<&HubError> {
+        match self {
+            TransferError::Hub(h) | TransferError::CutOff { source: h, .. } => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Whether the temp file is worth keeping for a later run: bytes cut off on their way
+    /// from a server that honours `Range`.
+    pub fn is_resumable(&self) -> bool {
+        matches!(self, TransferError::CutOff { received, range_ignored: false, source, .. }
+            if *received > 0 && source.is_transient())
+    }
+
+    /// Records whether the caller kept the temp file (only then does a hint promise a resume).
+    pub fn with_kept(mut self, keep: bool) -> TransferError {
+        if let TransferError::CutOff { kept, .. } = &mut self {
+            *kept = keep;
+        }
+        self
+    }
+}
+
+/// Downloads `req.location` into `file` (opened for reading and writing, holding
+/// `req.resume_from` bytes), checks the size and the digest named by the etag, and returns the
+/// byte count. Broken transfers resume from where they stopped; a server that ignores `Range`
+/// (or cannot satisfy it) makes the transfer restart from zero.
+pub async fn download(
+    client: &HubClient,
+    req: &TransferRequest<'_>,
+    file: &mut File,
+    path: &Path,
+    progress: &mut dyn FileProgress,
+) -> Result<u64, TransferError> {
+    let kind = DigestKind::for_etag(req.etag);
+    let limit = req.expected_size.unwrap_or(MAX_UNANNOUNCED);
+    if req.resume_from > limit {
+        return Err(TransferError::Size {
+            expected: limit,
+            received: req.resume_from,
+        });
+    }
+    let io_err = |source: io::Error| TransferError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let handle = file.try_clone().map_err(io_err)?;
+    let mut sink = sink::Sink::start(handle, path, kind, req.expected_size, req.resume_from).map_err(io_err)?;
+    progress.advance(req.resume_from);
+    // A leftover that already holds every byte only needs its check.
+    let complete = req.resume_from > 0 && req.expected_size == Some(req.resume_from);
+    if !complete {
+        if let Err(e) = stream::fetch(client, req, limit, &mut sink, progress).await {
+            // Every byte received reaches the file, for a later run to resume from.
+            let _ = sink.close().await;
+            return Err(e);
+        }
+    }
+    let written = sink.written();
+    if let Some(expected) = req.expected_size {
+        if written != expected {
+            let _ = sink.close().await;
+            return Err(TransferError::Size {
+                expected,
+                received: written,
+            });
+        }
+    }
+    let digest = sink.finish().await?;
+    if let (Some(kind), Some(actual)) = (kind, digest) {
+        if !actual.eq_ignore_ascii_case(req.etag) {
+            return Err(TransferError::Hash {
+                kind,
+                expected: req.etag.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(written)
+}
