@@ -8,7 +8,7 @@
 //! valid manifest reference is being deleted. `prune` adds detached revisions (no ref), blobs
 //! no snapshot uses, every `*.incomplete`, unreferenced store payloads and empty folders.
 //!
-//! **Execute** ([`execute`]) in Python's order — repos → snapshots → refs → blobs → incomplete
+//! **Execute** ([`execute()`]) in Python's order — repos → snapshots → refs → blobs → incomplete
 //! files → shared-store sweep → empty folders — so no ref or link ever points at a missing blob
 //! mid-way. Safety beside running downloads:
 //! - it needs a [`CleanupLock`]: `.locks/hubcache-gc.lock` taken *exclusive* (waiting, with a

@@ -235,7 +235,7 @@ pub fn plan_prune(info: &CacheInfo) -> DeletePlan {
 }
 
 /// [`plan_prune`] that also removes `extra` revisions (eviction's choice, see
-/// [`super::evict`]), under the same rules as the detached ones.
+/// [`crate::cache::evict`]), under the same rules as the detached ones.
 pub fn plan_prune_with(info: &CacheInfo, extra: &BTreeSet<RevisionKey>) -> DeletePlan {
     let mut selected: BTreeSet<RevisionKey> = info
         .repos
