@@ -101,6 +101,16 @@ impl RepoLayout {
         self.root.join("blobs")
     }
 
+    /// `refs/`.
+    pub fn refs_dir(&self) -> PathBuf {
+        self.root.join("refs")
+    }
+
+    /// `snapshots/`.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
     /// `blobs/<etag>`.
     pub fn blob(&self, etag: &str) -> PathBuf {
         self.blobs_dir().join(etag)
