@@ -3,6 +3,25 @@
 //!
 //! Start with [`Settings::from_env`] and [`HubBuilder::from_settings`] (async), or
 //! [`blocking::Hub`] for synchronous callers.
+//!
+//! # Where things go
+//!
+//! Layers point one way: `repo`, `settings`, `fs`, `lock`, `digest`, `units`, `pool` at the
+//! bottom; `cache` and `hub` beside each other, never naming one another; `download` and
+//! `models` above both; `deploy` and `blocking` on top. The mirror and the CLI are other crates.
+//!
+//! - **Digests** (which digest a blob name names, hashing files and streams): [`digest`].
+//! - **The Hub's content rules** (which files are LFS, pointer files): [`repo::lfs`].
+//! - **Every change to a cache's repo folders** (blobs, snapshot links, refs, `.no_exist`,
+//!   `trees/`): through a [`cache::CacheWriter`], which holds the clean-up lock shared and places
+//!   and links each blob under its etag lock. `cache rm`/`prune` take [`cache::CleanupLock`].
+//! - **Walking a cached snapshot**: [`cache::walk`]; revisions to commits: [`cache::lookup`].
+//! - **New transfer backends** (parallel ranges, Xet): under [`hub::transfer`], beside
+//!   `stream.rs` (one GET) and `sink.rs` (temp file and in-order hash).
+//! - **Bounds against hostile servers** (redirects, body caps, deadlines, retry budgets):
+//!   [`hub::client`] and [`hub::retry`].
+
+#![warn(missing_docs)]
 
 pub mod blocking;
 pub mod cache;

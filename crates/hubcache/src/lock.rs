@@ -31,6 +31,9 @@ pub fn disable_flock(disabled: bool) {
     FLOCK_DISABLED.store(disabled, Ordering::Relaxed);
 }
 
+/// Default bound on waiting for another process's lock: long enough for a multi-GB download.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
 /// How often a waiting process polls the lock.
 const POLL: Duration = Duration::from_millis(50);
 /// How long to wait quietly before saying so (short waits are routine, e.g. two files of one

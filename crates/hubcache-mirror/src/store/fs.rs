@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use hubcache::cache::lookup;
 use hubcache::cache::tree::{self, TreeFile};
+use hubcache::cache::walk;
 use hubcache::cache::CacheLayout;
 use hubcache::digest::hash_file;
 use hubcache::repo::is_valid_etag;
@@ -85,27 +86,21 @@ impl FsStore {
         let layout = self.cache.repo(repo);
         let root = layout.snapshot_dir(commit);
         let listing = self.tree_listing(repo, commit).unwrap_or_default();
+        let mut entries = Vec::new();
+        // An unreadable part of the snapshot serves what could be read (as a listing would).
+        let _ = walk::walk_snapshot(&root, &mut entries);
         let mut out = BTreeMap::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let Some(rel) = path
-                    .strip_prefix(&root)
-                    .ok()
-                    .and_then(|r| RepoPath::new(&r.to_string_lossy()).ok())
-                else {
-                    continue;
-                };
-                if let Some(file) = self.describe(&path, &rel, listing.get(&rel)) {
-                    out.insert(rel, file);
-                }
+        for entry in entries {
+            let path = entry.file_path;
+            let Some(rel) = path
+                .strip_prefix(&root)
+                .ok()
+                .and_then(|r| RepoPath::new(&r.to_string_lossy()).ok())
+            else {
+                continue;
+            };
+            if let Some(file) = self.describe(&path, &rel, listing.get(&rel)) {
+                out.insert(rel, file);
             }
         }
         out

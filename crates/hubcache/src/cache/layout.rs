@@ -234,7 +234,7 @@ impl CachedRepoType {
 
     /// The folder name of a repo of this type: `models--org--name`.
     pub fn folder_name(self, repo_id: &str) -> String {
-        format!("{}--{}", self.plural(), repo_id.replace('/', "--"))
+        crate::repo::folder_name(self.plural(), repo_id)
     }
 }
 

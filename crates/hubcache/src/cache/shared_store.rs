@@ -29,7 +29,6 @@ pub const STORE_DIR_NAME: &str = "blobs";
 /// Name of the marker file that makes `<cache>/blobs/` a store.
 pub const MARKER_NAME: &str = ".huggingface-shared-blobs";
 const MARKER_CONTENT: &[u8] = b"1\n";
-const REPO_PREFIXES: [&str; 4] = ["datasets", "kernels", "models", "spaces"];
 
 /// `<cache>/blobs`.
 pub fn store_dir(cache_dir: &Path) -> PathBuf {
@@ -76,11 +75,7 @@ fn is_xet_hash(s: &str) -> bool {
 }
 
 fn is_repo_folder_name(s: &str) -> bool {
-    REPO_PREFIXES.iter().any(|p| {
-        s.strip_prefix(p)
-            .and_then(|r| r.strip_prefix("--"))
-            .is_some_and(|r| !r.is_empty())
-    })
+    super::layout::parse_folder_name(s).is_some_and(|(_, id)| !id.is_empty())
 }
 
 /// `models--org--name/blobs/<etag>` when `blob` is a per-repo blob path directly inside the cache.

@@ -59,7 +59,7 @@ impl WriteOptions {
     pub fn from_settings(cache: &CacheLayout, settings: &crate::Settings) -> WriteOptions {
         WriteOptions::new(
             LinkMode::detect(cache.root(), settings.disable_symlinks),
-            settings.lock_timeout.unwrap_or(crate::download::DEFAULT_LOCK_TIMEOUT),
+            settings.lock_timeout.unwrap_or(crate::lock::DEFAULT_LOCK_TIMEOUT),
         )
     }
 

@@ -29,8 +29,7 @@ pub(crate) async fn off_worker<T: Send + 'static>(
         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
-/// Default bound on waiting for another process's lock: long enough for a multi-GB download.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+pub use crate::lock::DEFAULT_LOCK_TIMEOUT;
 /// Default number of parallel file transfers in a snapshot.
 pub const DEFAULT_MAX_WORKERS: usize = 8;
 

@@ -184,13 +184,14 @@ impl Repo {
 
     /// The cache folder name: `models--org--name`.
     pub fn folder_name(&self) -> String {
-        let mut name = self.repo_type.plural().to_string();
-        for part in self.id.as_str().split('/') {
-            name.push_str("--");
-            name.push_str(part);
-        }
-        name
+        folder_name(self.repo_type.plural(), self.id.as_str())
     }
+}
+
+/// The cache folder name of a repo from its type's plural and its id: `models--org--name`
+/// (the one spelling; `cache::layout::parse_folder_name` reads it back).
+pub fn folder_name(type_plural: &str, repo_id: &str) -> String {
+    format!("{type_plural}--{}", repo_id.replace('/', "--"))
 }
 
 impl fmt::Display for Repo {
