@@ -88,6 +88,10 @@ fn filters_that_select_nothing_exit_1_naming_the_repo_files() {
         "{err}"
     );
     assert!(err.contains("`*` also crosses `/`"), "{err}");
+    // Nothing was written for a selection of nothing: no ref, no empty snapshot folder.
+    let repo = home.path().join("cache/models--org--tiny");
+    assert!(!repo.join("refs").exists(), "a ref was written");
+    assert!(!repo.join("snapshots").exists(), "an empty snapshot was left");
 
     // The include side matches, the exclude side removes everything.
     let out = download(home.path(), &hub, &["--include", "*.json", "--exclude", "*"]);

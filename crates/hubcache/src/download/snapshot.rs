@@ -30,15 +30,16 @@ impl Hub {
     /// Downloads a snapshot (or its filtered part) and returns the snapshot folder
     /// (or the local dir).
     pub async fn snapshot(&self, req: &SnapshotRequest) -> Result<PathBuf> {
-        Ok(self.snapshot_run(req).await?.0)
+        Ok(self.snapshot_run(req, true).await?.0)
     }
 
     /// [`Hub::snapshot`], also telling which files the include/exclude filters selected: from
     /// the commit's listing (the one the snapshot fetched, or `trees/<commit>.json` offline),
     /// else, offline without a listing, from the files the folder holds. An empty selection
-    /// is not an error here (as in Python); front ends may make it one.
+    /// is not an error here (as in Python); front ends may make it one. Unlike
+    /// [`Hub::snapshot`], an empty selection writes nothing (no ref, no empty snapshot folder).
     pub async fn snapshot_selection(&self, req: &SnapshotRequest) -> Result<(PathBuf, Selection)> {
-        let (path, selection) = self.snapshot_run(req).await?;
+        let (path, selection) = self.snapshot_run(req, false).await?;
         let selection = match selection {
             Some(s) => s,
             None => Filter::new(&req.include, &req.exclude).select(&folder_files(&path)),
@@ -47,7 +48,8 @@ impl Hub {
     }
 
     /// The snapshot pipeline; the selection is `None` when no listing was at hand (offline).
-    async fn snapshot_run(&self, req: &SnapshotRequest) -> Result<(PathBuf, Option<Selection>)> {
+    /// With `write_empty` false, an empty selection returns before anything is written.
+    async fn snapshot_run(&self, req: &SnapshotRequest, write_empty: bool) -> Result<(PathBuf, Option<Selection>)> {
         let filter = Filter::new(&req.include, &req.exclude);
         let offline = self.offline_reason(req.local_only);
         let mut commit = req.revision.commit().cloned();
@@ -91,6 +93,9 @@ impl Hub {
             Some(dir) => dir.clone(),
             None => self.cache.repo(&req.repo).snapshot_dir(&commit),
         };
+        if !write_empty && selection.selected.is_empty() {
+            return Ok((target, Some(selection)));
+        }
         let layout = self.cache.repo(&req.repo);
         let moved_ref = match &req.revision {
             Revision::Ref(name)
