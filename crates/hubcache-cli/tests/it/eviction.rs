@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::fs::{self, FileTimes};
 use std::path::{Path, PathBuf};
