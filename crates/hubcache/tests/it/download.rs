@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::fast_builder;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,15 +43,7 @@ fn seed(hub: &FakeHub) -> String {
 }
 
 fn builder(hub: &FakeHub, cache: &Path) -> HubBuilder {
-    HubBuilder::new(hub.url(), cache)
-        .retry(RetryPolicy {
-            max_retries: 3,
-            base: Duration::from_millis(10),
-            max_delay: Duration::from_millis(40),
-        })
-        .resume_delay(Duration::from_millis(10))
-        .read_timeout(Duration::from_secs(2))
-        .etag_timeout(Duration::from_secs(2))
+    fast_builder(hub, cache, 3, Duration::from_secs(2))
 }
 
 fn client(hub: &FakeHub, cache: &Path) -> blocking::Hub {

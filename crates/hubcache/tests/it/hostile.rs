@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::fast_builder;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -14,8 +15,8 @@ use bytes::Bytes;
 use hubcache::blocking;
 use hubcache::hub::client::{MAX_API_BODY, MAX_REDIRECTS};
 use hubcache::hub::transfer::TransferError;
-use hubcache::hub::{HubError, RedirectRefusal, RetryPolicy};
-use hubcache::{Error, FileRequest, HubBuilder, Repo, RepoPath, Revision, SnapshotRequest};
+use hubcache::hub::{HubError, RedirectRefusal};
+use hubcache::{Error, FileRequest, Repo, RepoPath, Revision, SnapshotRequest};
 use hubcache_test_support::{FakeHub, Fault, FaultRule, LoggedRequest, Origin, RepoKind};
 
 const REPO: &str = "org/model";
@@ -42,16 +43,7 @@ fn seed(hub: &FakeHub) {
 }
 
 fn client(hub: &FakeHub, cache: &Path) -> blocking::Hub {
-    let builder = HubBuilder::new(hub.url(), cache)
-        .retry(RetryPolicy {
-            max_retries: RETRIES,
-            base: Duration::from_millis(10),
-            max_delay: Duration::from_millis(40),
-        })
-        .resume_delay(Duration::from_millis(10))
-        .read_timeout(Duration::from_secs(1))
-        .etag_timeout(Duration::from_secs(1));
-    blocking::Hub::new(builder).unwrap()
+    blocking::Hub::new(fast_builder(hub, cache, RETRIES, Duration::from_secs(1))).unwrap()
 }
 
 fn weights_request() -> FileRequest {

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// The fast hub builder every test module uses.
+mod common;
+
 /// Single files and snapshots: the cache layout, offline, fallbacks, retries, faults.
 mod download;
 /// Hostile or broken servers: each class classified, bounded and refused with a typed error.

@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::fast_builder;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hubcache::hub::RetryPolicy;
 use hubcache::models::{
     self, BundleOptions, FileKind, LoadOptions, ModelError, ModelSource, Tolerate, WeightsFormat, WeightsOptions,
 };
@@ -37,15 +37,7 @@ fn seed(hub: &FakeHub) -> String {
 }
 
 fn builder(hub: &FakeHub, cache: &Path) -> HubBuilder {
-    HubBuilder::new(hub.url(), cache)
-        .retry(RetryPolicy {
-            max_retries: 2,
-            base: Duration::from_millis(5),
-            max_delay: Duration::from_millis(10),
-        })
-        .resume_delay(Duration::from_millis(5))
-        .etag_timeout(Duration::from_secs(2))
-        .read_timeout(Duration::from_secs(2))
+    fast_builder(hub, cache, 2, Duration::from_secs(2))
 }
 
 struct Env {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::common::fast_builder;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,8 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hubcache::blocking;
 use hubcache::hub::transfer::TransferError;
-use hubcache::hub::RetryPolicy;
-use hubcache::{Error, FileRequest, HubBuilder, Repo, RepoPath, Revision};
+use hubcache::{Error, FileRequest, Repo, RepoPath, Revision};
 use hubcache_test_support::{sha256_hex, FakeHub, Fault, FaultRule, Origin, RepoKind};
 
 const MIB: usize = 1 << 20;
@@ -21,15 +21,7 @@ fn weights() -> Bytes {
 }
 
 fn client(hub: &FakeHub, cache: &Path) -> blocking::Hub {
-    let builder = HubBuilder::new(hub.url(), cache)
-        .retry(RetryPolicy {
-            max_retries: 1,
-            base: Duration::from_millis(10),
-            max_delay: Duration::from_millis(20),
-        })
-        .resume_delay(Duration::from_millis(10))
-        .read_timeout(Duration::from_secs(2));
-    blocking::Hub::new(builder).unwrap()
+    blocking::Hub::new(fast_builder(hub, cache, 1, Duration::from_secs(2))).unwrap()
 }
 
 fn request() -> FileRequest {
