@@ -13,9 +13,7 @@ use hubcache::cache::lookup;
 use hubcache::cache::tree::{self, TreeFile};
 use hubcache::cache::walk;
 use hubcache::cache::CacheLayout;
-use hubcache::digest::hash_file;
 use hubcache::repo::is_valid_etag;
-use hubcache::repo::lfs::blob_digest_kind;
 use hubcache::{CommitHash, Repo, RepoPath, Revision};
 
 use super::{BlobReader, BlobRef, BlobStream, CachedFile, FileState};
@@ -158,7 +156,7 @@ impl FsStore {
         if let Some(h) = self.hashed.lock().ok()?.get(&key) {
             return Some(h.clone());
         }
-        let digest = hash_file(disk, blob_digest_kind(rel.as_str(), size)).ok()?;
+        let digest = walk::entry_etag(disk, rel).ok()?;
         self.hashed.lock().ok()?.insert(key, digest.clone());
         Some(digest)
     }

@@ -108,3 +108,17 @@ pub(crate) fn identities(path: &Path) -> [Option<(u64, u64)>; 2] {
 pub(crate) fn referenced_identities<'a>(files: impl Iterator<Item = &'a Path>) -> HashSet<(u64, u64)> {
     files.flat_map(|p| identities(p).into_iter().flatten()).collect()
 }
+
+/// The blob name of a snapshot entry: its link's target name, or, for a copied file (caches
+/// without symlinks), the digest the Hub names it by under its LFS rules (the whole file is
+/// hashed). `rel` is the entry's path in the repo.
+pub fn entry_etag(path: &Path, rel: &crate::repo::RepoPath) -> io::Result<String> {
+    if let Ok(target) = fs::read_link(path) {
+        return Ok(target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default());
+    }
+    let size = fs::metadata(path)?.len();
+    crate::digest::hash_file(path, crate::repo::lfs::blob_digest_kind(rel.as_str(), size))
+}

@@ -11,10 +11,9 @@ use super::manifest::{BlobInfo, BundleManifest, RepoEntry, FORMAT, VERSION};
 use super::parts::PartWriter;
 use super::BundleReport;
 use crate::cache::layout::CacheLayout;
-use crate::cache::tree;
+use crate::cache::{tree, walk};
 use crate::deploy::DeployError;
-use crate::digest::{self, DigestKind};
-use crate::repo::lfs::blob_digest_kind;
+use crate::digest::DigestKind;
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath};
 
 /// What to export: one commit of a repo, all of its cached files or just these.
@@ -44,45 +43,23 @@ fn snapshot_entries(
             commit: commit.to_string(),
         });
     }
+    let mut entries = Vec::new();
+    walk::walk_snapshot(&root, &mut entries).map_err(|e| DeployError::io("read", &root, e))?;
     let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).map_err(|e| DeployError::io("read", &dir, e))? {
-            let entry = entry.map_err(|e| DeployError::io("read", &dir, e))?;
-            let path = entry.path();
-            if entry
-                .file_type()
-                .map_err(|e| DeployError::io("read", &path, e))?
-                .is_dir()
-            {
-                stack.push(path);
-                continue;
-            }
-            let bad = |reason: String| DeployError::BadSnapshotEntry {
-                path: path.clone(),
-                reason,
-            };
-            // `path` is `root` joined with names read from it, so the prefix is always there.
-            let rel = path.strip_prefix(&root).unwrap_or(&path);
-            let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| bad(e.to_string()))?;
-            let etag = match fs::read_link(&path) {
-                Ok(t) => t
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                Err(_) => {
-                    let size = fs::metadata(&path)
-                        .map_err(|e| DeployError::io("read", &path, e))?
-                        .len();
-                    digest::hash_file(&path, blob_digest_kind(rel.as_str(), size))
-                        .map_err(|e| DeployError::io("read", &path, e))?
-                }
-            };
-            if !is_valid_etag(&etag) {
-                return Err(bad(format!("{repo}: {rel} has no valid blob name")));
-            }
-            out.push((rel, etag));
+    for entry in entries {
+        let path = entry.file_path;
+        let bad = |reason: String| DeployError::BadSnapshotEntry {
+            path: path.clone(),
+            reason,
+        };
+        // `path` is `root` joined with names read from it, so the prefix is always there.
+        let rel = path.strip_prefix(&root).unwrap_or(&path);
+        let rel = RepoPath::new(&rel.to_string_lossy()).map_err(|e| bad(e.to_string()))?;
+        let etag = walk::entry_etag(&path, &rel).map_err(|e| DeployError::io("read", &path, e))?;
+        if !is_valid_etag(&etag) {
+            return Err(bad(format!("{repo}: {rel} has no valid blob name")));
         }
+        out.push((rel, etag));
     }
     out.sort();
     Ok(out)
