@@ -3,7 +3,6 @@
 
 mod cmd;
 mod progress;
-mod serve_cmd;
 mod units;
 
 use std::path::PathBuf;
@@ -34,7 +33,7 @@ enum Command {
     /// Resolve everything a model needs (config, weights, tokenizer) like from_pretrained.
     Model(model::ModelArgs),
     /// Serve the cache as a Hub-compatible endpoint (HF_ENDPOINT for other machines).
-    Serve(serve_cmd::ServeArgs),
+    Serve(cmd::serve::ServeArgs),
     /// Pin the repos of hubcache.toml to commits and exact files in hubcache.lock.
     Lock(deploy::LockArgs),
     /// Make the cache hold exactly what hubcache.lock names.
@@ -75,7 +74,7 @@ fn main() -> ExitCode {
         Command::Env => env::run(&settings),
         Command::Cache(args) => cache::run(&settings, args),
         Command::Model(args) => model::run(&settings, args),
-        Command::Serve(args) => serve_cmd::run(&settings, args),
+        Command::Serve(args) => cmd::serve::run(&settings, args),
         Command::Lock(args) => deploy::lock(&settings, args),
         Command::Sync(args) => deploy::sync_cmd(&settings, args),
         Command::Export(args) => deploy::export(&settings, args),

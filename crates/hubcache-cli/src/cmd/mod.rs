@@ -1,8 +1,8 @@
-//! One module per command (`serve` lives in `serve_cmd.rs`): clap arguments, the call into the
-//! library, and what is printed.
+//! One module per command: clap arguments, the call into the library, and what is printed.
 
 pub mod cache;
 pub mod deploy;
 pub mod download;
 pub mod env;
 pub mod model;
+pub mod serve;
