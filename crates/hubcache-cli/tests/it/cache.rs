@@ -11,55 +11,36 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use common::cache_fixtures::{
     assert_same, noise, shared_store_fixture, tree, wait_for_incomplete, PY_LOAD_ALL, PY_SCAN,
 };
-use common::{clean_env, hubcache, python, stderr, stdout};
+use common::{clean_env, hubcache, python, stderr, stdout, CacheEnv};
 use hubcache_test_support::{git_blob_sha1, sha256_hex, FakeHub, Fault, FaultRule, RepoKind};
 use serde_json::Value;
 
+/// The cache fixture: a [`CacheEnv`] and the commits it was filled with.
 struct Fixture {
-    home: tempfile::TempDir,
-    hub: FakeHub,
-    cache: PathBuf,
-    python: Option<PathBuf>,
+    env: CacheEnv,
     alpha_v1: String,
     alpha_v2: String,
     beta_b1: String,
     gamma: String,
 }
 
+impl std::ops::Deref for Fixture {
+    type Target = CacheEnv;
+    fn deref(&self) -> &CacheEnv {
+        &self.env
+    }
+}
+
 impl Fixture {
-    fn hubcache(&self) -> Command {
-        let mut cmd = hubcache(self.home.path());
-        cmd.env("HF_HUB_CACHE", &self.cache).env("HF_ENDPOINT", self.hub.url());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.hubcache().args(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        common::run_ok(self.hubcache().args(args))
-    }
-
-    fn py_cmd(&self, code: &str, offline: bool) -> Command {
-        let python = self.python.as_ref().unwrap();
-        let mut cmd = common::python_command(python, self.home.path(), &self.cache, &self.hub.url(), code);
-        if offline {
-            cmd.env("HF_HUB_OFFLINE", "1");
-        }
-        cmd
-    }
-
     fn py(&self, code: &str, offline: bool) -> String {
-        let out = common::run_ok(&mut self.py_cmd(code, offline));
-        stdout(&out)
+        self.py_stdout(code, offline)
     }
 
     /// Python's `scan_cache_dir()` in the JSON shape of `hubcache cache ls --json`.
@@ -91,7 +72,6 @@ impl Fixture {
 /// LFS blob), a dataset, a tag; filled by Python (when available) and by hubcache; plus a stray
 /// root file, a leftover `.incomplete`, an unused blob and an empty repo folder.
 fn fixture() -> Fixture {
-    let python = python();
     let hub = FakeHub::start();
     let weights = noise(300_000, 1);
     let alpha_v1 = hub.commit(
@@ -135,13 +115,8 @@ fn fixture() -> Fixture {
         "main",
         vec![("model.safetensors".into(), noise(50_000, 3))],
     );
-    let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
     let mut fx = Fixture {
-        home,
-        hub,
-        cache,
-        python,
+        env: CacheEnv::new(hub),
         alpha_v1,
         alpha_v2: String::new(),
         beta_b1,
@@ -504,16 +479,10 @@ fn prune_beside_a_running_python_download_keeps_its_temp_file() {
 
 #[test]
 fn shared_blob_store_scan_verify_rm_prune() {
-    let hub = FakeHub::start();
-    let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
-    fs::create_dir_all(&cache).unwrap();
-    let (p1, p2, _) = shared_store_fixture(&cache);
+    let env = CacheEnv::new(FakeHub::start());
+    let (p1, p2, _) = shared_store_fixture(&env.cache);
     let fx = Fixture {
-        home,
-        hub,
-        cache,
-        python: python(),
+        env,
         alpha_v1: String::new(),
         alpha_v2: String::new(),
         beta_b1: String::new(),

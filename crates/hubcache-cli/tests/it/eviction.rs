@@ -11,63 +11,42 @@ use crate::common;
 
 use std::fs::{self, FileTimes};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use common::cache_fixtures::{
     assert_same, noise, shared_store_fixture, tree, wait_for_incomplete, PY_LOAD_ALL, PY_SCAN,
 };
-use common::{hubcache, python, stderr, stdout};
+use common::{python, stderr, stdout, CacheEnv};
 use hubcache_test_support::{FakeHub, Fault, FaultRule, RepoKind};
 use serde_json::Value;
 
 const DAY: u64 = 86_400;
 
-/// A temporary HOME and cache beside a fake Hub, with the Python venv when there is one.
-struct Env {
-    home: tempfile::TempDir,
-    hub: FakeHub,
-    cache: PathBuf,
-    python: Option<PathBuf>,
+/// A [`CacheEnv`] with the checks eviction needs.
+struct Env(CacheEnv);
+
+impl std::ops::Deref for Env {
+    type Target = CacheEnv;
+    fn deref(&self) -> &CacheEnv {
+        &self.0
+    }
 }
 
 impl Env {
     fn new(hub: FakeHub) -> Env {
-        let home = tempfile::tempdir().unwrap();
-        let cache = home.path().join("cache");
-        fs::create_dir_all(&cache).unwrap();
-        Env {
-            home,
-            hub,
-            cache,
-            python: python(),
-        }
-    }
-
-    fn hubcache(&self) -> Command {
-        let mut cmd = hubcache(self.home.path());
-        cmd.env("HF_HUB_CACHE", &self.cache).env("HF_ENDPOINT", self.hub.url());
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        common::run_ok(self.hubcache().args(args))
-    }
-
-    fn py_cmd(&self, code: &str, offline: bool) -> Command {
-        let python = self.python.as_ref().unwrap();
-        let mut cmd = common::python_command(python, self.home.path(), &self.cache, &self.hub.url(), code);
-        if offline {
-            cmd.env("HF_HUB_OFFLINE", "1");
-        }
-        cmd
+        Env(CacheEnv::new(hub))
     }
 
     /// Runs Python and returns its last stdout line.
     fn py(&self, code: &str, offline: bool) -> String {
-        let out = common::run_ok(&mut self.py_cmd(code, offline));
-        stdout(&out).trim().lines().last().unwrap_or("").to_string()
+        self.py_stdout(code, offline)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// `hubcache cache ls --json`.

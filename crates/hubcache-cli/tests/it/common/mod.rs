@@ -236,3 +236,63 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// A temporary HOME and cache folder beside a fake Hub, with the Python venv when there is one:
+/// what the cache management tests (`cache`, `eviction`) run hubcache and Python against.
+pub struct CacheEnv {
+    /// The temporary HOME (removed when dropped).
+    pub home: tempfile::TempDir,
+    /// The fake Hub the cache is filled from.
+    pub hub: hubcache_test_support::FakeHub,
+    /// `<home>/cache` (created).
+    pub cache: PathBuf,
+    /// The venv's Python; `None` outside CI without the venv.
+    pub python: Option<PathBuf>,
+}
+
+impl CacheEnv {
+    /// A fresh HOME with an empty cache folder.
+    pub fn new(hub: hubcache_test_support::FakeHub) -> CacheEnv {
+        let home = tempfile::tempdir().unwrap();
+        let cache = home.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        CacheEnv {
+            home,
+            hub,
+            cache,
+            python: python(),
+        }
+    }
+
+    /// `hubcache` with this cache and endpoint.
+    pub fn hubcache(&self) -> Command {
+        let mut cmd = hubcache(self.home.path());
+        cmd.env("HF_HUB_CACHE", &self.cache).env("HF_ENDPOINT", self.hub.url());
+        cmd
+    }
+
+    /// Runs `hubcache ARGS`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.hubcache().args(args).output().unwrap()
+    }
+
+    /// Runs `hubcache ARGS`, which must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        run_ok(self.hubcache().args(args))
+    }
+
+    /// The venv's Python running `code` against this cache (offline if asked).
+    pub fn py_cmd(&self, code: &str, offline: bool) -> Command {
+        let python = self.python.as_ref().unwrap();
+        let mut cmd = python_command(python, self.home.path(), &self.cache, &self.hub.url(), code);
+        if offline {
+            cmd.env("HF_HUB_OFFLINE", "1");
+        }
+        cmd
+    }
+
+    /// Runs Python `code`, which must succeed; returns its stdout.
+    pub fn py_stdout(&self, code: &str, offline: bool) -> String {
+        stdout(&run_ok(&mut self.py_cmd(code, offline)))
+    }
+}
