@@ -119,6 +119,8 @@ pub struct Settings {
     pub lock_timeout: Option<Duration>,
     /// `HUBCACHE_DISABLE_FLOCK`: never flock (for file systems where it hangs or lies).
     pub disable_flock: bool,
+    /// `HUBCACHE_MAX_CONNECTIONS`: most connections per large file (1: one stream per file).
+    pub max_connections: Option<usize>,
 }
 
 /// Python's `_is_true`: upper-cased value in {1, ON, YES, TRUE}; no trimming.
@@ -210,6 +212,9 @@ impl Settings {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
             disable_flock: is_true(var("HUBCACHE_DISABLE_FLOCK").as_deref()),
+            max_connections: var("HUBCACHE_MAX_CONNECTIONS")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0),
             proxies: Proxies {
                 http: either("HTTP_PROXY"),
                 https: either("HTTPS_PROXY"),

@@ -51,6 +51,10 @@ pub struct DownloadArgs {
     /// Parallel transfers for snapshots.
     #[arg(long, default_value_t = 8)]
     max_workers: usize,
+    /// Most connections per large file, fetched in ranged parts (1: one stream per file;
+    /// default: HUBCACHE_MAX_CONNECTIONS, else 16).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: Option<u16>,
     /// No progress bars or warnings; only the result and errors.
     #[arg(long, short)]
     quiet: bool,
@@ -66,12 +70,11 @@ pub fn run(settings: &Settings, args: DownloadArgs) -> CmdResult {
     let repo_type: RepoType = args.repo_type.parse().map_err(Error::from)?;
     let repo = Repo::new(RepoId::new(&args.repo_id).map_err(Error::from)?, repo_type);
     let revision = Revision::new(&args.revision).map_err(Error::from)?;
-    let hub = hubcache::blocking::Hub::new(crate::hub_builder(
-        settings,
-        args.cache_dir.as_ref(),
-        args.token.as_ref(),
-        args.quiet,
-    ))?;
+    let mut builder = crate::hub_builder(settings, args.cache_dir.as_ref(), args.token.as_ref(), args.quiet);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(usize::from(n));
+    }
+    let hub = hubcache::blocking::Hub::new(builder)?;
     let path = if args.files.len() == 1 {
         let mut req = FileRequest::new(repo, revision, RepoPath::new(&args.files[0]).map_err(Error::from)?);
         req.force = args.force_download;

@@ -9,7 +9,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::layout::{blob_link_target, is_temp_blob_of, CacheLayout, RepoLayout, CACHEDIR_TAG};
+use super::layout::{
+    blob_link_target, is_temp_blob_of, parts_file_of, CacheLayout, PartsFile, RepoLayout, CACHEDIR_TAG,
+};
 use crate::repo::{CommitHash, RepoPath};
 
 /// How snapshot entries are materialised.
@@ -74,6 +76,13 @@ pub fn adopt_leftover(repo: &RepoLayout, etag: &str, max_len: Option<u64>, temp:
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
+        if name.to_str().is_some_and(|n| parts_file_of(n, etag).is_some()) {
+            // A ranged download's leftover: this (sequential) writer cannot use it.
+            if fs::symlink_metadata(entry.path()).is_ok_and(|m| !m.is_dir()) {
+                let _ = fs::remove_file(entry.path());
+            }
+            continue;
+        }
         if !name.to_str().is_some_and(|n| is_temp_blob_of(n, etag)) {
             continue;
         }
@@ -100,6 +109,111 @@ pub fn adopt_leftover(repo: &RepoLayout, etag: &str, max_len: Option<u64>, temp:
         // Best effort: one that cannot be removed is only wasted space, which prune reports.
         let _ = fs::remove_file(path);
     }
+    Ok(adopted)
+}
+
+/// What [`adopt_parts`] took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdoptedParts {
+    /// Nothing: the data file does not exist.
+    None,
+    /// A ranged download's file, with the text of its record (untrusted).
+    Parts(String),
+    /// A contiguous `.incomplete` leftover of this many bytes (ours or Python's).
+    Prefix(u64),
+}
+
+/// Largest record read back (a record lists a few ranges per connection).
+const MAX_RECORD: u64 = 1 << 20;
+
+/// Takes over the leftovers of dead writers of blob `etag` for a ranged download into `data`
+/// (record `record`): a parts file not longer than `size` with its record (the newest record
+/// wins), else the largest contiguous `.incomplete` leftover not longer than `size`. Every
+/// other leftover of the blob (parts files, records, `.incomplete` files) is removed. Same
+/// rules as [`adopt_leftover`]: call only under the blob's real etag lock.
+pub fn adopt_parts(repo: &RepoLayout, etag: &str, size: u64, data: &Path, record: &Path) -> io::Result<AdoptedParts> {
+    let entries = match fs::read_dir(repo.blobs_dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AdoptedParts::None),
+        Err(e) => return Err(e),
+    };
+    let mut datas: Vec<(String, PathBuf, u64)> = Vec::new();
+    let mut records: Vec<(String, PathBuf, std::time::SystemTime, u64)> = Vec::new();
+    let mut prefixes: Vec<(u64, PathBuf)> = Vec::new();
+    let mut junk: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path);
+        let file = meta.as_ref().ok().filter(|m| m.is_file());
+        if let Some((kind, suffix)) = parts_file_of(name, etag) {
+            match (kind, file) {
+                (PartsFile::Data, Some(m)) => datas.push((suffix.to_string(), path, m.len())),
+                (PartsFile::Record, Some(m)) => records.push((
+                    suffix.to_string(),
+                    path,
+                    m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    m.len(),
+                )),
+                _ if meta.as_ref().is_ok_and(|m| m.is_dir()) => {}
+                _ => junk.push(path),
+            }
+        } else if is_temp_blob_of(name, etag) {
+            match file {
+                Some(m) => prefixes.push((m.len(), path)),
+                None if meta.as_ref().is_ok_and(|m| m.is_dir()) => {}
+                None => junk.push(path),
+            }
+        }
+    }
+    // The newest record whose data file exists and fits.
+    let best = records
+        .iter()
+        .filter(|(suffix, _, _, len)| {
+            *len <= MAX_RECORD && datas.iter().any(|(s, _, dlen)| s == suffix && *dlen <= size)
+        })
+        .max_by_key(|(_, _, modified, _)| *modified)
+        .map(|(suffix, ..)| suffix.clone());
+    let mut adopted = AdoptedParts::None;
+    if let Some(suffix) = &best {
+        let text = records
+            .iter()
+            .find(|(s, ..)| s == suffix)
+            .and_then(|(_, p, ..)| fs::read_to_string(p).ok());
+        let data_src = datas.iter().find(|(s, ..)| s == suffix).map(|(_, p, _)| p.clone());
+        if let (Some(text), Some(src)) = (text, data_src) {
+            if fs::rename(&src, data).is_ok() {
+                adopted = AdoptedParts::Parts(text);
+            }
+        }
+    }
+    if adopted == AdoptedParts::None {
+        let largest = prefixes
+            .iter()
+            .filter(|(len, _)| *len > 0 && *len <= size)
+            .max_by_key(|(len, _)| *len);
+        if let Some((len, src)) = largest {
+            if fs::rename(src, data).is_ok() {
+                adopted = AdoptedParts::Prefix(*len);
+            }
+        }
+    }
+    // Everything else goes (best effort; prune reports what stays).
+    let all = datas
+        .into_iter()
+        .map(|(_, p, _)| p)
+        .chain(records.into_iter().map(|(_, p, ..)| p))
+        .chain(prefixes.into_iter().map(|(_, p)| p))
+        .chain(junk);
+    for path in all {
+        if path != data {
+            let _ = fs::remove_file(path);
+        }
+    }
+    // The record is rewritten by the new writer; the old one was read.
+    let _ = fs::remove_file(record);
     Ok(adopted)
 }
 

@@ -121,6 +121,18 @@ impl RepoLayout {
         self.blobs_dir().join(format!("{etag}.{suffix}.incomplete"))
     }
 
+    /// `blobs/<etag>.<suffix>.parts.incomplete`: a ranged download's temp file, written at
+    /// offsets (it has holes, so no writer may take it for a contiguous prefix; the strict
+    /// `<etag>.<8 hex>.incomplete` pattern of [`is_temp_blob_of`] and Python never match it).
+    pub fn parts_blob(&self, etag: &str, suffix: &str) -> PathBuf {
+        self.blobs_dir().join(format!("{etag}.{suffix}{PARTS_DATA}"))
+    }
+
+    /// `blobs/<etag>.<suffix>.ranges.incomplete`: the record of the ranges a parts file holds.
+    pub fn parts_record(&self, etag: &str, suffix: &str) -> PathBuf {
+        self.blobs_dir().join(format!("{etag}.{suffix}{PARTS_RECORD}"))
+    }
+
     /// `refs/<revision>` (nested for `refs/pr/1`).
     pub fn ref_file(&self, revision: &str) -> PathBuf {
         self.root.join("refs").join(revision)
@@ -162,6 +174,32 @@ pub fn is_temp_blob_of(name: &str, etag: &str) -> bool {
         None => rest.is_empty(),
         Some(suffix) => suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
     }
+}
+
+/// Name ending of a parts file (see [`RepoLayout::parts_blob`]).
+const PARTS_DATA: &str = ".parts.incomplete";
+/// Name ending of a parts record (see [`RepoLayout::parts_record`]).
+const PARTS_RECORD: &str = ".ranges.incomplete";
+
+/// Which half of a ranged download's leftovers a file in `blobs/` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartsFile {
+    /// The data, written at offsets.
+    Data,
+    /// The record of the ranges held.
+    Record,
+}
+
+/// Whether `name` (in `blobs/`) is a ranged download's file of blob `etag`: its kind and its
+/// 8-hex suffix (which pairs a data file with its record).
+pub fn parts_file_of<'n>(name: &'n str, etag: &str) -> Option<(PartsFile, &'n str)> {
+    let rest = name.strip_prefix(etag)?.strip_prefix('.')?;
+    let (suffix, kind) = if let Some(s) = rest.strip_suffix(PARTS_DATA) {
+        (s, PartsFile::Data)
+    } else {
+        (rest.strip_suffix(PARTS_RECORD)?, PartsFile::Record)
+    };
+    (suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())).then_some((kind, suffix))
 }
 
 /// Joins a validated repo path onto a folder, one segment at a time.
@@ -292,6 +330,34 @@ mod tests {
             repo.tree_file(&commit),
             PathBuf::from(format!("/c/models--org--m/trees/{}.json", "a".repeat(40)))
         );
+    }
+
+    #[test]
+    fn parts_names_pair_and_never_look_like_a_prefix() {
+        let e = "a".repeat(64);
+        let repo = CacheLayout::new("/c").repo(&Repo::new(RepoId::new("org/m").unwrap(), RepoType::Model));
+        let data = repo.parts_blob(&e, "0a1b2c3d");
+        let record = repo.parts_record(&e, "0a1b2c3d");
+        let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(parts_file_of(&name(&data), &e), Some((PartsFile::Data, "0a1b2c3d")));
+        assert_eq!(parts_file_of(&name(&record), &e), Some((PartsFile::Record, "0a1b2c3d")));
+        assert!(
+            !is_temp_blob_of(&name(&data), &e),
+            "never adopted as a contiguous prefix"
+        );
+        assert!(!is_temp_blob_of(&name(&record), &e));
+        assert!(
+            name(&data).ends_with(".incomplete"),
+            "scan and prune (ours and Python's) see it"
+        );
+        for bad in [
+            format!("{e}.0a1b2c3.parts.incomplete"),
+            format!("{e}.0a1b2c3d.incomplete"),
+            format!("{e}x.0a1b2c3d.parts.incomplete"),
+            format!("{e}.0a1b2c3d.parts"),
+        ] {
+            assert_eq!(parts_file_of(&bad, &e), None, "{bad}");
+        }
     }
 
     #[test]

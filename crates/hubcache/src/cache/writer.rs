@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::commit;
-pub use super::commit::LinkMode;
+pub use super::commit::{AdoptedParts, LinkMode};
 use super::layout::{CacheLayout, RepoLayout};
 use super::tree::{self, TreeFile};
 use crate::lock::{LockError, LockedFile};
@@ -218,6 +218,25 @@ impl BlobLock<'_> {
             return Ok(0);
         }
         commit::adopt_leftover(&self.repo, &self.etag, max_len, temp)
+    }
+
+    /// Fresh names for a ranged download of this blob: the data file
+    /// (`<etag>.<8 hex>.parts.incomplete`) and its record (`<etag>.<8 hex>.ranges.incomplete`).
+    pub fn parts_paths(&self) -> (PathBuf, PathBuf) {
+        let suffix = crate::fs::random_suffix();
+        (
+            self.repo.parts_blob(&self.etag, &suffix),
+            self.repo.parts_record(&self.etag, &suffix),
+        )
+    }
+
+    /// Takes over a dead writer's leftovers for a ranged download (see
+    /// [`commit::adopt_parts`]); does nothing unless the lock is really held.
+    pub fn adopt_parts(&self, size: u64, data: &Path, record: &Path) -> io::Result<commit::AdoptedParts> {
+        if !self.is_held() {
+            return Ok(commit::AdoptedParts::None);
+        }
+        commit::adopt_parts(&self.repo, &self.etag, size, data, record)
     }
 
     /// Moves a verified temp file (in `blobs/`) onto the blob.

@@ -32,9 +32,10 @@ use std::path::{Path, PathBuf};
 
 use super::{FileRequest, Hub};
 use crate::cache::lookup::{self, CacheLookup};
+use crate::cache::writer::AdoptedParts;
 use crate::cache::{BlobLock, CacheWriter, RepoLayout, WriteOptions};
 use crate::error::{Error, Result};
-use crate::hub::transfer::{self, TransferError, TransferRequest};
+use crate::hub::transfer::{self, PartsRequest, RangeSet, TransferError, TransferRequest};
 use crate::hub::{FileMetadata, HubError};
 use crate::repo::{is_valid_etag, CommitHash, Repo, RepoPath, Revision};
 
@@ -51,6 +52,8 @@ pub(crate) struct KnownFile {
 /// `keep` is set and it holds bytes a later run can resume from.
 struct TempGuard {
     path: Option<PathBuf>,
+    /// The record of a parts file, kept or removed with it.
+    record: Option<PathBuf>,
     keep: bool,
 }
 
@@ -59,6 +62,9 @@ impl Drop for TempGuard {
         if let Some(p) = self.path.take() {
             if !(self.keep && fs::metadata(&p).is_ok_and(|m| m.len() > 0)) {
                 let _ = fs::remove_file(p);
+                if let Some(r) = self.record.take() {
+                    let _ = fs::remove_file(r);
+                }
             }
         }
     }
@@ -237,6 +243,10 @@ impl Hub {
         blob: &BlobLock<'_>,
         force: bool,
     ) -> Result<()> {
+        let ranged = self.client.config().ranged;
+        if let Some(size) = known.size.filter(|s| ranged.use_ranged(Some(*s), *s)) {
+            return self.fetch_blob_in_parts(repo, path, known, blob, force, size).await;
+        }
         let temp = blob.temp_path();
         // A forced download takes nothing over; a leftover longer than the file is wrong.
         let max_len = (!force).then(|| known.size.unwrap_or(u64::MAX));
@@ -329,6 +339,7 @@ impl Hub {
         })?;
         let mut guard = TempGuard {
             path: Some(temp.to_path_buf()),
+            record: None,
             keep: keep_partial,
         };
         let mut progress = self.reporter.file_started(path.as_str(), known.size);
@@ -342,24 +353,151 @@ impl Hub {
         progress.finish();
         drop(file);
         if let Err(source) = result {
-            // Only bytes cut off on their way are worth a resume; wrong ones, or a full disk, are not.
-            guard.keep = keep_partial && source.is_resumable();
-            let source = source.with_kept(guard.keep);
-            drop(guard);
-            return Err(match source {
-                TransferError::Io { source, .. } if crate::fs::is_disk_full(&source) => {
-                    disk_full(repo, path, known, dir, source)
-                }
-                source => Error::Transfer {
-                    repo: repo.to_string(),
-                    what: describe_file(path),
-                    source,
-                },
-            });
+            return Err(transfer_failed(repo, path, known, dir, source, guard, keep_partial));
         }
         place(temp).map_err(|e| Error::io("move into place", temp, e))?;
         guard.path = None;
         Ok(())
+    }
+
+    /// Step 5 for a file fetched in ranged parts: take over a dead writer's parts file (or
+    /// contiguous leftover), fetch what is missing, verify, place. A file whose bytes do not
+    /// check out is fetched once more from nothing, then the error stands.
+    async fn fetch_blob_in_parts(
+        &self,
+        repo: &Repo,
+        path: &RepoPath,
+        known: &KnownFile,
+        blob: &BlobLock<'_>,
+        force: bool,
+        size: u64,
+    ) -> Result<()> {
+        let (data, record) = blob.parts_paths();
+        let held = if force {
+            // Removes every leftover of the blob.
+            let _ = blob.adopt_leftover(None, &data);
+            RangeSet::new()
+        } else {
+            match blob.adopt_parts(size, &data, &record) {
+                Ok(AdoptedParts::Parts(text)) => RangeSet::decode(&text, size).unwrap_or_default(),
+                Ok(AdoptedParts::Prefix(n)) => {
+                    let mut held = RangeSet::new();
+                    held.insert(0, n);
+                    held
+                }
+                Ok(AdoptedParts::None) => RangeSet::new(),
+                Err(e) => {
+                    self.reporter.warning(&format!(
+                        "cannot reuse the partial downloads of {path} in {}: {e}",
+                        blob.blob_path().parent().unwrap_or(Path::new(".")).display()
+                    ));
+                    RangeSet::new()
+                }
+            }
+        };
+        let keep = blob.is_held();
+        match self
+            .parts_attempt(repo, path, known, size, (&data, &record), held, keep, blob)
+            .await
+        {
+            Err(Error::Transfer { source, .. }) if is_bad_content(&source) => {
+                self.reporter.warning(&format!(
+                    "the download of {path} did not check out ({source}); fetching it again"
+                ));
+                let (data, record) = blob.parts_paths();
+                self.parts_attempt(repo, path, known, size, (&data, &record), RangeSet::new(), keep, blob)
+                    .await
+            }
+            result => result,
+        }
+    }
+
+    /// One ranged transfer into the parts file `data` (holding `held`, recorded in `record`),
+    /// then the verified file is placed as the blob.
+    #[allow(clippy::too_many_arguments)]
+    async fn parts_attempt(
+        &self,
+        repo: &Repo,
+        path: &RepoPath,
+        known: &KnownFile,
+        size: u64,
+        (data, record): (&Path, &Path),
+        held: RangeSet,
+        keep_partial: bool,
+        blob: &BlobLock<'_>,
+    ) -> Result<()> {
+        let dir = data.parent().unwrap_or(Path::new("."));
+        if let Some(available) = crate::fs::available_space(dir) {
+            let needed = size.saturating_sub(held.covered());
+            if needed > available {
+                return Err(Error::InsufficientSpace {
+                    repo: repo.to_string(),
+                    what: describe_file(path),
+                    dir: dir.to_path_buf(),
+                    needed,
+                    available,
+                });
+            }
+        }
+        let opened = if crate::fs::is_file(data) {
+            OpenOptions::new().read(true).write(true).open(data)
+        } else {
+            OpenOptions::new().read(true).write(true).create_new(true).open(data)
+        };
+        let mut file = opened.map_err(|e| match crate::fs::is_disk_full(&e) {
+            true => disk_full(repo, path, known, dir, e),
+            false => Error::io("create", data, e),
+        })?;
+        let mut guard = TempGuard {
+            path: Some(data.to_path_buf()),
+            record: Some(record.to_path_buf()),
+            keep: keep_partial,
+        };
+        let resolve = crate::hub::url::resolve_url(self.client.endpoint(), repo, known.commit.as_str(), path);
+        let request = PartsRequest {
+            location: &known.location,
+            resolve: Some(&resolve),
+            etag: &known.etag,
+            size,
+            record,
+        };
+        let mut progress = self.reporter.file_started(path.as_str(), Some(size));
+        let result = transfer::download_parts(&self.client, &request, &mut file, data, held, progress.as_mut()).await;
+        progress.finish();
+        drop(file);
+        if let Err(source) = result {
+            return Err(transfer_failed(repo, path, known, dir, source, guard, keep_partial));
+        }
+        blob.persist(data).map_err(|e| Error::io("move into place", data, e))?;
+        guard.path = None;
+        let _ = fs::remove_file(record);
+        Ok(())
+    }
+}
+
+/// The error of a failed transfer; the temp file is kept only when it holds bytes cut off on
+/// their way (wrong ones, or a full disk, are not worth a resume).
+fn transfer_failed(
+    repo: &Repo,
+    path: &RepoPath,
+    known: &KnownFile,
+    dir: &Path,
+    source: TransferError,
+    mut guard: TempGuard,
+    keep_partial: bool,
+) -> Error {
+    guard.keep = keep_partial && source.is_resumable();
+    let source = source.with_kept(guard.keep);
+    drop(guard);
+    match source {
+        TransferError::Io { source, .. } if crate::fs::is_disk_full(&source) => {
+            disk_full(repo, path, known, dir, source)
+        }
+        source => Error::Transfer {
+            repo: repo.to_string(),
+            what: describe_file(path),
+            source,
+        },
     }
 }
 

@@ -14,6 +14,7 @@ use crate::cache::commit::LinkMode;
 use crate::cache::lookup::{self, CacheLookup};
 use crate::cache::CacheLayout;
 use crate::error::{Error, OfflineReason, Result};
+use crate::hub::transfer::RangedConfig;
 use crate::hub::{ClientConfig, HubClient, RetryPolicy};
 use crate::progress::{NoProgress, Reporter};
 use crate::repo::{Repo, RepoPath, Revision};
@@ -149,7 +150,22 @@ impl HubBuilder {
         b.disable_symlinks = settings.disable_symlinks;
         b.lock_timeout = settings.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         b.disable_flock = settings.disable_flock;
+        if let Some(n) = settings.max_connections {
+            b.config.ranged.max_connections = n;
+        }
         b
+    }
+
+    /// Most connections per large file (1: every file is one stream).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.ranged.max_connections = n.max(1);
+        self
+    }
+
+    /// The shape of ranged transfers (connections, the least size fetched in parts, part size).
+    pub fn ranged(mut self, ranged: RangedConfig) -> Self {
+        self.config.ranged = ranged;
+        self
     }
 
     /// Overrides the endpoint (trailing `/` stripped).

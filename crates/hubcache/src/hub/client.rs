@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::error::{map_status, ErrorResponse, HubError, RedirectRefusal};
 use super::retry::{parse_ratelimit, parse_retry_after, RetryPolicy};
+use super::transfer::RangedConfig;
 use super::url;
 use crate::repo::{Repo, RepoPath};
 use crate::settings::{Proxies, Token};
@@ -64,6 +65,8 @@ pub struct ClientConfig {
     pub proxies: Proxies,
     /// Extra user-agent parts (`name/version`).
     pub user_agent: Option<String>,
+    /// How large files are fetched in parts over several connections.
+    pub ranged: RangedConfig,
 }
 
 impl ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
             resume_delay: Duration::from_secs(1),
             proxies: Proxies::default(),
             user_agent: None,
+            ranged: RangedConfig::default(),
         }
     }
 
@@ -591,6 +595,23 @@ impl HubClient {
             }
         }
         self.get_following_all(location, &extra).await
+    }
+
+    /// Starts a content GET of bytes `[start, end)` (`Range: bytes=<start>-<end - 1>`),
+    /// following checked redirects. One attempt.
+    pub async fn get_range(&self, location: &str, start: u64, end: u64) -> Result<Response, HubError> {
+        let mut extra = HeaderMap::new();
+        let last = end.saturating_sub(1).max(start);
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes={start}-{last}")) {
+            extra.insert(RANGE, v);
+        }
+        self.get_following_all(location, &extra).await
+    }
+
+    /// HEAD on a resolve URL once more (a signed download location expired): the file's
+    /// metadata with a fresh location.
+    pub async fn refresh_location(&self, resolve: &str) -> Result<FileMetadata, HubError> {
+        self.head_once(resolve, self.config.etag_timeout).await
     }
 }
 

@@ -12,5 +12,7 @@ mod download;
 mod hostile;
 /// `models`: from_pretrained-style resolution of configs, weights and tokenizers.
 mod models;
+/// Ranged parts over several connections: per-part faults, fallbacks, resume from parts.
+mod ranged;
 /// Resume across calls from kept temp files, and wrong bytes never resumed from.
 mod resume;

@@ -4,7 +4,12 @@
 //! - [`stream`]: the sequential GET/resume loop, judged by a [`ResumeBudget`]
 //!   (`hub::retry`): attempts that leave the file no larger count against the retry policy;
 //! - [`sink`]: the temp-file writer on a thread of its own (no file I/O on async workers),
-//!   which also feeds the in-order hash (`crate::digest`).
+//!   which also feeds the in-order hash (`crate::digest`);
+//! - [`ranged`]: large files as `Range` parts over several connections ([`download_parts`]),
+//!   shaped by the pure [`plan`] (part sizes, connection count, slow-part split), written at
+//!   their offsets by `parts_sink` (positional writes, hash of the contiguous prefix, a record
+//!   of the ranges held for a later run). A server that does not serve ranges as it should gets
+//!   the sequential stream instead, from byte zero.
 //!
 //! A transfer may start from bytes already on disk (a temp file left by an earlier run): the
 //! sink hashes that prefix back from the file before the bytes that arrive, while the request
@@ -20,6 +25,9 @@
 //!
 //! [`ResumeBudget`]: super::retry::ResumeBudget
 
+mod parts_sink;
+pub mod plan;
+mod ranged;
 mod sink;
 mod stream;
 
@@ -32,6 +40,8 @@ use super::error::HubError;
 use crate::digest::DigestKind;
 use crate::progress::FileProgress;
 
+pub use plan::{RangeSet, RangedConfig};
+pub use ranged::MAX_REFRESHES;
 pub use stream::MIN_BYTES_PER_WINDOW;
 
 /// Largest body accepted when the size was not announced.
@@ -182,4 +192,79 @@ pub async fn download(
         }
     }
     Ok(written)
+}
+
+/// What to fetch in parts and where the parts go.
+#[derive(Debug, Clone, Copy)]
+pub struct PartsRequest<'a> {
+    /// Where to GET the content (redirects are followed and checked; may be a signed URL).
+    pub location: &'a str,
+    /// The resolve URL, asked again for a fresh location when a part gets a 403.
+    pub resolve: Option<&'a str>,
+    /// The etag: names the digest.
+    pub etag: &'a str,
+    /// The file size (announced by the HEAD).
+    pub size: u64,
+    /// The record of the ranges held, beside the temp file.
+    pub record: &'a Path,
+}
+
+/// Downloads the bytes `file` (opened for reading and writing) does not hold yet as ranged
+/// parts over several connections; `held` are the ranges an earlier run recorded (untrusted:
+/// hashed back from the file). Checks the size and digest and returns the byte count. A server
+/// that does not serve ranges as it should gets one plain stream from byte zero instead.
+pub async fn download_parts(
+    client: &HubClient,
+    req: &PartsRequest<'_>,
+    file: &mut File,
+    path: &Path,
+    held: RangeSet,
+    progress: &mut dyn FileProgress,
+) -> Result<u64, TransferError> {
+    let kind = DigestKind::for_etag(req.etag);
+    let io_err = |source: io::Error| TransferError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    progress.advance(held.covered());
+    let handle = file.try_clone().map_err(io_err)?;
+    let sink = parts_sink::PartSink::start(handle, path, req.record, kind, req.size, held.clone()).map_err(io_err)?;
+    let ranged_req = ranged::RangedRequest {
+        location: req.location,
+        resolve: req.resolve,
+        etag: req.etag,
+        size: req.size,
+    };
+    let done = match ranged::fetch(client, ranged_req, sink, &held, progress).await? {
+        ranged::Ranged::Done(done) => done,
+        ranged::Ranged::Fallback(_why) => {
+            // Start over as one plain stream: the file and its record are reset first.
+            let _ = std::fs::remove_file(req.record);
+            file.set_len(0).map_err(io_err)?;
+            progress.restart();
+            let plain = TransferRequest {
+                location: req.location,
+                etag: req.etag,
+                expected_size: Some(req.size),
+                resume_from: 0,
+            };
+            return download(client, &plain, file, path, progress).await;
+        }
+    };
+    if done.held != req.size {
+        return Err(TransferError::Size {
+            expected: req.size,
+            received: done.held,
+        });
+    }
+    if let (Some(kind), Some(actual)) = (kind, done.digest) {
+        if !actual.eq_ignore_ascii_case(req.etag) {
+            return Err(TransferError::Hash {
+                kind,
+                expected: req.etag.to_string(),
+                actual,
+            });
+        }
+    }
+    Ok(req.size)
 }

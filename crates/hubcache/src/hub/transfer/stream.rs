@@ -205,7 +205,7 @@ fn content_range_start(value: &str) -> Option<u64> {
 
 /// The minimum-progress rule: at least [`MIN_BYTES_PER_WINDOW`] (or the rest of the file)
 /// within each window.
-struct Rate {
+pub(super) struct Rate {
     window: Duration,
     /// End of the current window; `None` when the window is zero (no rule).
     until: Option<Instant>,
@@ -216,7 +216,7 @@ struct Rate {
 }
 
 impl Rate {
-    fn new(window: Duration, size: Option<u64>, start: u64) -> Rate {
+    pub(super) fn new(window: Duration, size: Option<u64>, start: u64) -> Rate {
         Rate {
             window,
             until: (!window.is_zero()).then(|| Instant::now() + window),
@@ -226,17 +226,17 @@ impl Rate {
         }
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         self.until
     }
 
-    fn received(&mut self, n: u64) {
+    pub(super) fn received(&mut self, n: u64) {
         self.in_window += n;
     }
 
     /// The window ended with the file at `held` bytes: `Ok` starts the next one, `Err` holds
     /// the too few bytes received.
-    fn window_ended(&mut self, held: u64) -> Result<(), u64> {
+    pub(super) fn window_ended(&mut self, held: u64) -> Result<(), u64> {
         let rest = self.size.map_or(u64::MAX, |s| s.saturating_sub(self.at_start));
         if self.in_window < MIN_BYTES_PER_WINDOW.min(rest) {
             return Err(self.in_window);

@@ -1,0 +1,471 @@
+//! Pure planning of ranged transfers: which files get parts, how the bytes still missing are cut
+//! into parts, how many connections run ([`Ramp`]), when a slow connection is replaced
+//! ([`should_recycle`]) and which running part an idle connection takes half of
+//! ([`pick_split`]). Also the set of byte ranges a file holds ([`RangeSet`]) and its on-disk
+//! record (untrusted: the final hash covers every byte).
+//!
+//! Defaults come from `hubcache-bench --wan` (see the README): 16 MiB parts keep the per-request
+//! latency (20 ms on the CDN-shaped bench) under 5 % of a part at 40 MB/s per connection, and the
+//! hasher within a few parts of the network; up to 16 connections reach the CPU bound of two
+//! cores on every bench network.
+
+use std::collections::VecDeque;
+
+/// Most connections per file unless `--max-connections` / `HUBCACHE_MAX_CONNECTIONS` say otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// Connections a ranged transfer starts with (the [`Ramp`] adds more while the rate rises).
+pub const START_CONNECTIONS: usize = 4;
+/// Files with at least this many bytes still to fetch are fetched in parts.
+pub const DEFAULT_RANGED_MIN: u64 = 32 << 20;
+/// Size of the parts the missing bytes are cut into.
+pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
+/// Smallest range an idle connection takes over from a running part.
+pub const MIN_SPLIT: u64 = 2 << 20;
+/// Bytes a request must have received before its rate is compared with the others'.
+pub const RECYCLE_AFTER: u64 = 2 << 20;
+/// A connection slower than this fraction of the fastest one is replaced.
+pub const SLOW_FRACTION: f64 = 0.4;
+
+/// How a ranged transfer is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangedConfig {
+    /// Most connections per file (1: never ranged).
+    pub max_connections: usize,
+    /// Least bytes still to fetch for a ranged transfer.
+    pub min_size: u64,
+    /// Part size.
+    pub part_size: u64,
+}
+
+impl Default for RangedConfig {
+    fn default() -> Self {
+        RangedConfig {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            min_size: DEFAULT_RANGED_MIN,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+}
+
+impl RangedConfig {
+    /// Whether a file of `size` bytes, `missing` of them still to fetch, is fetched in parts.
+    pub fn use_ranged(&self, size: Option<u64>, missing: u64) -> bool {
+        self.max_connections > 1 && size.is_some() && missing >= self.min_size.max(1)
+    }
+
+    /// Connections to start with.
+    pub fn start_connections(&self) -> usize {
+        START_CONNECTIONS.min(self.max_connections).max(1)
+    }
+}
+
+/// Sorted, disjoint, non-adjacent half-open byte ranges `[start, end)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeSet {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl RangeSet {
+    /// The empty set.
+    pub fn new() -> RangeSet {
+        RangeSet::default()
+    }
+
+    /// The ranges, in order.
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+
+    /// Adds `[start, end)`, merging with neighbours.
+    pub fn insert(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let (mut s, mut e) = (start, end);
+        // First range that ends at or after `start` (it may touch or overlap).
+        let i = self.ranges.partition_point(|&(_, re)| re < s);
+        let mut j = i;
+        while j < self.ranges.len() && self.ranges[j].0 <= e {
+            s = s.min(self.ranges[j].0);
+            e = e.max(self.ranges[j].1);
+            j += 1;
+        }
+        self.ranges.splice(i..j, [(s, e)]);
+    }
+
+    /// Where the run of held bytes that contains `at` ends (`at` itself if `at` is not held).
+    pub fn contiguous_from(&self, at: u64) -> u64 {
+        let i = self.ranges.partition_point(|&(_, e)| e <= at);
+        match self.ranges.get(i) {
+            Some(&(s, e)) if s <= at => e,
+            _ => at,
+        }
+    }
+
+    /// Bytes held.
+    pub fn covered(&self) -> u64 {
+        self.ranges.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The holes of a file of `size` bytes.
+    pub fn missing(&self, size: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &(s, e) in &self.ranges {
+            if s >= size {
+                break;
+            }
+            if s > at {
+                out.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < size {
+            out.push((at, size));
+        }
+        out
+    }
+
+    /// The record written beside a parts file: a header naming the size, one `start-end` line
+    /// per range.
+    pub fn encode(&self, size: u64) -> String {
+        let mut s = format!("hubcache-parts 1\nsize {size}\n");
+        for (a, b) in &self.ranges {
+            s.push_str(&format!("{a}-{b}\n"));
+        }
+        s
+    }
+
+    /// Parses a record for a file of `size` bytes; `None` unless it is well-formed, for this
+    /// size, and its ranges are in order and within the file. Still untrusted: the bytes are
+    /// checked by the final hash.
+    pub fn decode(text: &str, size: u64) -> Option<RangeSet> {
+        let mut lines = text.lines();
+        if lines.next()? != "hubcache-parts 1" {
+            return None;
+        }
+        let recorded: u64 = lines.next()?.strip_prefix("size ")?.parse().ok()?;
+        if recorded != size {
+            return None;
+        }
+        let mut set = RangeSet::new();
+        let mut last_end = 0;
+        for line in lines {
+            let (a, b) = line.split_once('-')?;
+            let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+            if a < last_end || a >= b || b > size {
+                return None;
+            }
+            last_end = b;
+            set.insert(a, b);
+        }
+        Some(set)
+    }
+}
+
+/// Cuts holes into parts of at most `part` bytes, in file order (the hasher follows the
+/// contiguous prefix, so parts are handed out from the front).
+pub fn cut_parts(holes: &[(u64, u64)], part: u64) -> VecDeque<(u64, u64)> {
+    let part = part.max(1);
+    let mut out = VecDeque::new();
+    for &(mut s, e) in holes {
+        while s < e {
+            let end = e.min(s.saturating_add(part));
+            out.push_back((s, end));
+            s = end;
+        }
+    }
+    out
+}
+
+/// A running part as [`pick_split`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartView {
+    /// Next byte it will receive.
+    pub pos: u64,
+    /// End of its range (exclusive).
+    pub end: u64,
+    /// Its rate so far in bytes per second (0: not measured yet).
+    pub rate: f64,
+}
+
+/// The running part an idle connection should take a share of, and where to cut it: the part
+/// that will take longest to finish, cut so both sides finish together if the new connection is
+/// as fast as the fastest one seen (`expected_rate`). `None` when no part has at least
+/// `2 ×` [`MIN_SPLIT`] left, or the share would be smaller than [`MIN_SPLIT`].
+pub fn pick_split(parts: &[PartView], expected_rate: f64) -> Option<(usize, u64)> {
+    let time_left = |p: &PartView| {
+        let left = p.end.saturating_sub(p.pos) as f64;
+        if p.rate > 0.0 {
+            left / p.rate
+        } else {
+            // Not measured yet: as slow as can be, but ordered by size.
+            f64::MAX / 2.0 + left
+        }
+    };
+    let (i, p) = parts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.end.saturating_sub(p.pos) >= 2 * MIN_SPLIT)
+        .max_by(|a, b| time_left(a.1).total_cmp(&time_left(b.1)))?;
+    let left = p.end - p.pos;
+    let keep_fraction = if p.rate > 0.0 && expected_rate > 0.0 {
+        p.rate / (p.rate + expected_rate)
+    } else {
+        0.5
+    };
+    let keep = ((left as f64 * keep_fraction) as u64).clamp(MIN_SPLIT.min(left), left - MIN_SPLIT);
+    Some((i, p.pos + keep))
+}
+
+/// Whether a connection receiving at `rate` (after `received` bytes of its request) should be
+/// dropped for a new one, when the fastest connection of the file runs at `fastest`: on a CDN,
+/// a new connection often lands on a faster edge.
+pub fn should_recycle(rate: f64, received: u64, fastest: f64, recycles_left: u32) -> bool {
+    recycles_left > 0 && received >= RECYCLE_AFTER && fastest > 0.0 && rate < fastest * SLOW_FRACTION
+}
+
+/// How many recycles a file may make: enough to draw a new edge a few times per connection.
+pub fn recycle_budget(max_connections: usize) -> u32 {
+    u32::try_from(max_connections.saturating_mul(4)).unwrap_or(u32::MAX)
+}
+
+/// The connection count controller: starts small, grows while the aggregate rate rises, stops
+/// growing on a plateau and backs off when the rate falls (a CDN node that collapses under many
+/// streams). Fed one aggregate rate sample per interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ramp {
+    target: usize,
+    min: usize,
+    max: usize,
+    /// Rate measured at the current target (best sample), and at the target before.
+    best: f64,
+    before: f64,
+    /// Samples taken at the current target.
+    samples: u32,
+    /// No more growth (a plateau or a fall was seen).
+    settled: bool,
+}
+
+/// Samples taken at one target before it is judged (the first one after a change is warm-up).
+const SAMPLES_PER_STEP: u32 = 2;
+/// A step that raised the rate by less than this factor is a plateau.
+const GAIN: f64 = 1.10;
+/// A rate below this fraction of the best is a fall.
+const FALL: f64 = 0.6;
+
+impl Ramp {
+    /// A controller starting at `start` connections, never above `max`.
+    pub fn new(start: usize, max: usize) -> Ramp {
+        let max = max.max(1);
+        let start = start.clamp(1, max);
+        Ramp {
+            target: start,
+            min: start,
+            max,
+            best: 0.0,
+            before: 0.0,
+            samples: 0,
+            settled: start == max,
+        }
+    }
+
+    /// Connections wanted now.
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    /// Records the aggregate rate of the last interval (bytes/s); returns the new target.
+    pub fn sample(&mut self, rate: f64) -> usize {
+        self.samples += 1;
+        let reference = self.best.max(self.before);
+        if reference > 0.0 && rate < reference * FALL && self.target > self.min {
+            // Falling: back off by a quarter and stop growing.
+            self.target = (self.target * 3 / 4).max(self.min);
+            self.settled = true;
+            self.best = rate;
+            self.before = 0.0;
+            self.samples = 0;
+            return self.target;
+        }
+        self.best = self.best.max(rate);
+        if self.settled || self.samples < SAMPLES_PER_STEP {
+            return self.target;
+        }
+        if self.before > 0.0 && self.best < self.before * GAIN {
+            // The last step did not pay: stay here.
+            self.settled = true;
+            return self.target;
+        }
+        self.before = self.best;
+        self.target = (self.target * 2).min(self.max);
+        self.settled = self.target == self.max;
+        self.samples = 0;
+        self.best = 0.0;
+        self.target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_set_merges_and_finds_holes() {
+        let mut s = RangeSet::new();
+        s.insert(10, 20);
+        s.insert(30, 40);
+        s.insert(0, 5);
+        assert_eq!(s.ranges(), &[(0, 5), (10, 20), (30, 40)]);
+        assert_eq!(s.missing(50), vec![(5, 10), (20, 30), (40, 50)]);
+        s.insert(20, 30);
+        assert_eq!(s.ranges(), &[(0, 5), (10, 40)], "adjacent ranges merge");
+        s.insert(3, 12);
+        assert_eq!(s.ranges(), &[(0, 40)]);
+        assert_eq!(s.contiguous_from(0), 40);
+        assert_eq!(s.contiguous_from(40), 40);
+        assert_eq!(s.contiguous_from(17), 40);
+        assert_eq!(s.covered(), 40);
+        s.insert(45, 45);
+        assert_eq!(s.ranges(), &[(0, 40)], "empty ranges are ignored");
+        assert_eq!(s.missing(40), vec![]);
+        assert_eq!(RangeSet::new().missing(7), vec![(0, 7)]);
+        assert_eq!(RangeSet::new().contiguous_from(0), 0);
+    }
+
+    #[test]
+    fn record_round_trips_and_rejects_nonsense() {
+        let mut s = RangeSet::new();
+        s.insert(0, 100);
+        s.insert(200, 300);
+        let text = s.encode(1000);
+        assert_eq!(RangeSet::decode(&text, 1000), Some(s.clone()));
+        assert_eq!(RangeSet::decode(&text, 999), None, "another size");
+        for bad in [
+            "",
+            "hubcache-parts 2\nsize 1000\n",
+            "hubcache-parts 1\nsize 1000\n5-5\n",
+            "hubcache-parts 1\nsize 1000\n0-1001\n",
+            "hubcache-parts 1\nsize 1000\n50-60\n10-20\n",
+            "hubcache-parts 1\nsize 1000\nx-y\n",
+            "hubcache-parts 1\nsize x\n",
+        ] {
+            assert_eq!(RangeSet::decode(bad, 1000), None, "{bad:?}");
+        }
+        assert_eq!(RangeSet::decode("hubcache-parts 1\nsize 9\n", 9), Some(RangeSet::new()));
+    }
+
+    #[test]
+    fn parts_cover_holes_in_order() {
+        let parts = cut_parts(&[(0, 25), (30, 31), (40, 60)], 10);
+        assert_eq!(
+            Vec::from(parts),
+            vec![(0, 10), (10, 20), (20, 25), (30, 31), (40, 50), (50, 60)]
+        );
+        assert!(cut_parts(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn ranged_only_for_large_known_sizes() {
+        let c = RangedConfig::default();
+        assert!(c.use_ranged(Some(1 << 30), 1 << 30));
+        assert!(!c.use_ranged(None, 1 << 30), "unknown size");
+        assert!(!c.use_ranged(Some(1 << 30), 1 << 20), "little left to fetch");
+        let one = RangedConfig {
+            max_connections: 1,
+            ..c
+        };
+        assert!(!one.use_ranged(Some(1 << 30), 1 << 30));
+        assert_eq!(one.start_connections(), 1);
+        assert_eq!(c.start_connections(), START_CONNECTIONS);
+    }
+
+    #[test]
+    fn idle_connection_takes_from_the_slowest_part() {
+        let mib = 1u64 << 20;
+        let parts = [
+            PartView {
+                pos: 0,
+                end: 16 * mib,
+                rate: 60e6,
+            },
+            PartView {
+                pos: 16 * mib,
+                end: 32 * mib,
+                rate: 8e6,
+            },
+            PartView {
+                pos: 32 * mib,
+                end: 33 * mib,
+                rate: 1.0,
+            },
+        ];
+        let (i, at) = pick_split(&parts, 60e6).unwrap();
+        assert_eq!(i, 1, "the slow part, not the nearly done one");
+        // The slow side keeps about 8/68 of what is left.
+        let kept = at - 16 * mib;
+        assert!(kept >= MIN_SPLIT && kept < 3 * mib, "{kept}");
+        // Unmeasured rates split in half.
+        let fresh = [PartView {
+            pos: 0,
+            end: 10 * mib,
+            rate: 0.0,
+        }];
+        assert_eq!(pick_split(&fresh, 0.0), Some((0, 5 * mib)));
+        // Too little left anywhere.
+        let small = [PartView {
+            pos: 0,
+            end: 2 * MIN_SPLIT - 1,
+            rate: 1.0,
+        }];
+        assert_eq!(pick_split(&small, 1e9), None);
+        assert_eq!(pick_split(&[], 1e9), None);
+    }
+
+    #[test]
+    fn slow_connections_are_recycled_within_budget() {
+        assert!(should_recycle(8.7e6, RECYCLE_AFTER, 68e6, 1));
+        assert!(!should_recycle(8.7e6, RECYCLE_AFTER, 68e6, 0), "budget spent");
+        assert!(!should_recycle(8.7e6, RECYCLE_AFTER - 1, 68e6, 5), "too early to tell");
+        assert!(!should_recycle(40e6, RECYCLE_AFTER, 42e6, 5), "all alike");
+        assert!(!should_recycle(1.0, RECYCLE_AFTER, 0.0, 5), "nothing to compare with");
+        assert_eq!(recycle_budget(16), 64);
+    }
+
+    #[test]
+    fn ramp_grows_while_the_rate_rises_then_settles() {
+        let mut r = Ramp::new(4, 16);
+        assert_eq!(r.target(), 4);
+        // Per-connection caps: the rate doubles with the connections.
+        assert_eq!(r.sample(100.0), 4, "warm-up sample");
+        assert_eq!(r.sample(160.0), 8);
+        r.sample(300.0);
+        assert_eq!(r.sample(320.0), 16);
+        assert_eq!(r.sample(640.0), 16, "at the maximum");
+        assert_eq!(r.sample(650.0), 16);
+    }
+
+    #[test]
+    fn ramp_stops_on_a_plateau_and_backs_off_on_a_fall() {
+        // CPU-bound: more connections do not help, stay at 8.
+        let mut r = Ramp::new(4, 16);
+        r.sample(500.0);
+        assert_eq!(r.sample(500.0), 8);
+        r.sample(510.0);
+        assert_eq!(r.sample(520.0), 8, "plateau: no growth");
+        assert_eq!(r.sample(530.0), 8);
+        // A node that collapses under many streams: back off, never below the start.
+        let mut r = Ramp::new(4, 64);
+        r.sample(300.0);
+        assert_eq!(r.sample(300.0), 8);
+        r.sample(600.0);
+        assert_eq!(r.sample(600.0), 16);
+        assert_eq!(r.sample(100.0), 12, "a fall: back off a quarter");
+        assert_eq!(r.sample(50.0), 9);
+        assert_eq!(r.sample(20.0), 6);
+        assert_eq!(r.sample(5.0), 4);
+        assert_eq!(r.sample(1.0), 4, "never below the start");
+        assert_eq!(r.sample(1000.0), 4, "settled: no more growth");
+        assert_eq!(Ramp::new(8, 2).target(), 2);
+    }
+}

@@ -1,0 +1,610 @@
+//! Ranged transfers: the bytes a file still misses are fetched as `Range` GETs over several
+//! connections at once, written at their offsets by the [`PartSink`] (which hashes the
+//! contiguous prefix as it grows).
+//!
+//! - The first part is a probe: the other connections start only once its answer is a `206`
+//!   with `Accept-Ranges: bytes`, the exact `Content-Range` asked for and the announced total.
+//!   Any part answered otherwise (a `200` with the whole file, no or another `Content-Range`, a
+//!   different total or length) ends the ranged transfer as [`Ranged::Fallback`]: nothing of
+//!   that answer is written, and the caller fetches the file as one plain stream.
+//! - Each part is retried on its own from where it stopped, judged by a [`ResumeBudget`]; a
+//!   part that receives less than [`MIN_BYTES_PER_WINDOW`] per read-timeout window is a stall,
+//!   cancelled and asked again.
+//! - A `403` on a part means the signed location expired: the resolve URL is asked again (at
+//!   most once per location, [`MAX_REFRESHES`] per file) and the parts continue there.
+//! - The number of connections follows a [`Ramp`]; an idle connection takes a share of the
+//!   part that will finish last ([`pick_split`]); a connection far slower than the fastest is
+//!   dropped and its rest handed to a new one ([`should_recycle`]).
+//!
+//! Memory: each part gathers at most [`WRITE_CHUNK`] bytes before handing them to the writer,
+//! whose queue is bounded: a few MiB per connection at most.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE};
+use reqwest::Response;
+use tokio::time::Instant;
+
+use super::parts_sink::{PartSink, PartTx, PartsDone};
+use super::plan::{self, cut_parts, pick_split, should_recycle, PartView, Ramp, RangeSet};
+use super::stream::{Rate, MIN_BYTES_PER_WINDOW};
+use super::TransferError;
+use crate::hub::client::{transport_error, HubClient};
+use crate::hub::error::HubError;
+use crate::hub::retry::ResumeBudget;
+use crate::hub::url;
+use crate::progress::FileProgress;
+
+/// Bytes a part gathers before one write.
+const WRITE_CHUNK: usize = 256 << 10;
+/// Most location refreshes (403 on a part) per file.
+pub const MAX_REFRESHES: u32 = 8;
+/// How often the coordinator reports progress and samples the aggregate rate.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What a ranged transfer fetches.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RangedRequest<'a> {
+    /// The download location (may be a signed URL that expires).
+    pub location: &'a str,
+    /// The resolve URL to ask again for a fresh location after a 403.
+    pub resolve: Option<&'a str>,
+    /// The etag (a refreshed location must still name it).
+    pub etag: &'a str,
+    /// The file size.
+    pub size: u64,
+}
+
+/// How a ranged transfer ended, when it did not fail.
+pub(super) enum Ranged {
+    /// Every part arrived (the writer's result).
+    Done(PartsDone),
+    /// The server does not serve ranges as it should (why): fetch the file as one stream.
+    /// Nothing of the refused answer was written.
+    Fallback(String),
+}
+
+/// Why a part (and with it the transfer) stopped.
+enum Stop {
+    Fallback(String),
+    Failed { error: HubError, attempts: u32 },
+    Writer,
+}
+
+/// A part being fetched: the next byte and the end, moved under the lock by splits.
+struct Part {
+    state: Mutex<PartState>,
+}
+
+struct PartState {
+    pos: u64,
+    end: u64,
+    /// Where the current request started, and when (for its rate).
+    req_pos: u64,
+    req_started: Instant,
+}
+
+impl Part {
+    fn new(start: u64, end: u64) -> Arc<Part> {
+        Arc::new(Part {
+            state: Mutex::new(PartState {
+                pos: start,
+                end,
+                req_pos: start,
+                req_started: Instant::now(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PartState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn view(&self) -> PartView {
+        let s = self.lock();
+        let secs = s.req_started.elapsed().as_secs_f64();
+        let got = s.pos - s.req_pos;
+        PartView {
+            pos: s.pos,
+            end: s.end,
+            rate: if secs > 0.05 && got > 0 { got as f64 / secs } else { 0.0 },
+        }
+    }
+}
+
+/// State shared by the parts of one transfer.
+struct Shared<'a> {
+    client: &'a HubClient,
+    req: RangedRequest<'a>,
+    queue: Mutex<VecDeque<(u64, u64)>>,
+    active: Mutex<Vec<Arc<Part>>>,
+    /// Generation and URL of the download location.
+    location: Mutex<(u64, String)>,
+    refreshing: tokio::sync::Mutex<u32>,
+    /// Bytes received (for progress and the rate).
+    received: AtomicU64,
+    /// Fastest rate of one request seen, bytes/s (f64 bits).
+    fastest: AtomicU64,
+    recycles_left: AtomicU32,
+    /// A part answered as a ranged answer should: the other connections may start.
+    confirmed: AtomicBool,
+    running: AtomicUsize,
+    target: AtomicUsize,
+    tx: PartTx,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared<'_> {
+    fn location(&self) -> (u64, String) {
+        lock(&self.location).clone()
+    }
+
+    fn fastest(&self) -> f64 {
+        f64::from_bits(self.fastest.load(Ordering::Relaxed))
+    }
+
+    fn note_rate(&self, rate: f64) {
+        let _ = self.fastest.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+            (rate > f64::from_bits(bits)).then(|| rate.to_bits())
+        });
+    }
+
+    /// Work for an idle connection: the next queued part, else a share of a running one.
+    fn take_work(&self) -> Option<Arc<Part>> {
+        let mut active = lock(&self.active);
+        if let Some((s, e)) = lock(&self.queue).pop_front() {
+            let part = Part::new(s, e);
+            active.push(Arc::clone(&part));
+            return Some(part);
+        }
+        let views: Vec<PartView> = active.iter().map(|p| p.view()).collect();
+        let (i, at) = pick_split(&views, self.fastest())?;
+        let old_end = {
+            let mut s = active[i].lock();
+            // The part may have moved since its view was taken.
+            if !(s.pos < at && at < s.end) {
+                return None;
+            }
+            std::mem::replace(&mut s.end, at)
+        };
+        let part = Part::new(at, old_end);
+        active.push(Arc::clone(&part));
+        Some(part)
+    }
+
+    fn has_work(&self) -> bool {
+        if !lock(&self.queue).is_empty() {
+            return true;
+        }
+        lock(&self.active).iter().any(|p| {
+            let v = p.view();
+            v.end.saturating_sub(v.pos) >= 2 * plan::MIN_SPLIT
+        })
+    }
+
+    fn retire(&self, part: &Arc<Part>) {
+        lock(&self.active).retain(|p| !Arc::ptr_eq(p, part));
+    }
+
+    /// Leaves voluntarily when more connections run than wanted.
+    fn leave_if_surplus(&self) -> bool {
+        let target = self.target.load(Ordering::Relaxed);
+        self.running
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r > target).then(|| r - 1))
+            .is_ok()
+    }
+
+    /// After a 403 on location generation `seen`: a fresh location (asked once per
+    /// generation). `Ok(false)` when none can be had.
+    async fn refresh(&self, seen: u64) -> Result<bool, HubError> {
+        let Some(resolve) = self.req.resolve else {
+            return Ok(false);
+        };
+        let mut refreshes = self.refreshing.lock().await;
+        if lock(&self.location).0 != seen {
+            return Ok(true);
+        }
+        if *refreshes >= MAX_REFRESHES {
+            return Ok(false);
+        }
+        *refreshes += 1;
+        let meta = self.client.refresh_location(resolve).await?;
+        if meta.etag != self.req.etag {
+            // The file changed on the Hub meanwhile: the 403 stands.
+            return Ok(false);
+        }
+        *lock(&self.location) = (seen + 1, meta.location);
+        Ok(true)
+    }
+}
+
+/// How one GET of a part ended, when it did not fail.
+enum GetEnd {
+    Done,
+    /// Dropped as too slow; its rest is queued again.
+    Recycled,
+}
+
+/// Why one GET of a part failed.
+enum GetErr {
+    Hub(HubError),
+    Stop(Stop),
+}
+
+/// Fetches the holes of `held` into `sink`, reporting to `progress`.
+pub(super) async fn fetch(
+    client: &HubClient,
+    req: RangedRequest<'_>,
+    sink: PartSink,
+    held: &RangeSet,
+    progress: &mut dyn FileProgress,
+) -> Result<Ranged, TransferError> {
+    let cfg = client.config().ranged;
+    let Some(tx) = sink.sender() else {
+        return Err(sink.finish().await.err().unwrap_or_else(writer_stopped));
+    };
+    let sh = Shared {
+        client,
+        req,
+        queue: Mutex::new(cut_parts(&held.missing(req.size), cfg.part_size)),
+        active: Mutex::new(Vec::new()),
+        location: Mutex::new((0, req.location.to_string())),
+        refreshing: tokio::sync::Mutex::new(0),
+        received: AtomicU64::new(0),
+        fastest: AtomicU64::new(0f64.to_bits()),
+        recycles_left: AtomicU32::new(plan::recycle_budget(cfg.max_connections)),
+        confirmed: AtomicBool::new(false),
+        running: AtomicUsize::new(0),
+        target: AtomicUsize::new(1),
+        tx,
+    };
+    let stop = coordinate(&sh, cfg.start_connections(), cfg.max_connections, progress).await;
+    drop(sh);
+    let done = sink.finish().await?;
+    match stop {
+        None => Ok(Ranged::Done(done)),
+        Some(Stop::Fallback(why)) => Ok(Ranged::Fallback(why)),
+        Some(Stop::Writer) => Err(writer_stopped()),
+        Some(Stop::Failed { error, attempts }) if error.is_transient() && done.held > 0 => Err(TransferError::CutOff {
+            attempts,
+            received: done.held,
+            kept: false,
+            range_ignored: false,
+            source: error,
+        }),
+        Some(Stop::Failed { error, .. }) => Err(error.into()),
+    }
+}
+
+fn writer_stopped() -> TransferError {
+    TransferError::Io {
+        path: std::path::PathBuf::new(),
+        source: std::io::Error::other("the parts writer stopped"),
+    }
+}
+
+/// Runs the workers until every part is in or one stops the transfer.
+async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dyn FileProgress) -> Option<Stop> {
+    let mut ramp = Ramp::new(start, max);
+    let mut workers = FuturesUnordered::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reported = 0u64;
+    let mut last = (Instant::now(), 0u64);
+    let mut stop = None;
+    loop {
+        let wanted = if sh.confirmed.load(Ordering::Relaxed) {
+            ramp.target()
+        } else {
+            1
+        };
+        sh.target.store(wanted, Ordering::Relaxed);
+        while sh.running.load(Ordering::Relaxed) < wanted && sh.has_work() {
+            sh.running.fetch_add(1, Ordering::Relaxed);
+            workers.push(worker(sh));
+        }
+        if workers.is_empty() {
+            break;
+        }
+        tokio::select! {
+            ended = workers.next() => match ended {
+                Some(Ok(())) => {}
+                Some(Err(s)) => {
+                    stop = Some(s);
+                    break;
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let now = sh.received.load(Ordering::Relaxed);
+                progress.advance(now - reported);
+                reported = now;
+                let secs = last.0.elapsed().as_secs_f64();
+                if sh.confirmed.load(Ordering::Relaxed) && secs > 0.0 {
+                    ramp.sample((now - last.1) as f64 / secs);
+                }
+                last = (Instant::now(), now);
+            }
+        }
+    }
+    // Cancels the parts still running (their unsent bytes are not recorded as held).
+    drop(workers);
+    progress.advance(sh.received.load(Ordering::Relaxed) - reported);
+    stop
+}
+
+/// One connection: takes parts until there are none, or fewer connections are wanted.
+async fn worker(sh: &Shared<'_>) -> Result<(), Stop> {
+    let result = async {
+        loop {
+            if sh.leave_if_surplus() {
+                return Ok(false);
+            }
+            let Some(part) = sh.take_work() else {
+                return Ok(true);
+            };
+            let r = fetch_part(sh, &part).await;
+            sh.retire(&part);
+            r?;
+        }
+    }
+    .await;
+    match result {
+        // Left as a surplus: `running` was already decremented.
+        Ok(false) => Ok(()),
+        other => {
+            sh.running.fetch_sub(1, Ordering::Relaxed);
+            other.map(|_| ())
+        }
+    }
+}
+
+/// Fetches one part, retrying it on its own from where it stopped.
+async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<(), Stop> {
+    let mut budget = ResumeBudget::new(sh.client.config().transfer_retry(), part.lock().pos);
+    loop {
+        let (generation, location) = sh.location();
+        let error = match get_part(sh, part, &location).await {
+            Ok(GetEnd::Done | GetEnd::Recycled) => return Ok(()),
+            Err(GetErr::Stop(s)) => return Err(s),
+            Err(GetErr::Hub(e)) => e,
+        };
+        if matches!(error, HubError::Status { status: 403, .. }) {
+            match sh.refresh(generation).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(Stop::Failed {
+                        error: e,
+                        attempts: budget.attempts() + 1,
+                    })
+                }
+            }
+        }
+        let held = part.lock().pos;
+        match budget.after_failure(held, error.is_transient(), error.retry_after()) {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => {
+                return Err(Stop::Failed {
+                    error,
+                    attempts: budget.attempts(),
+                })
+            }
+        }
+    }
+}
+
+/// Bytes of one part gathered before a write.
+struct Gather<'t> {
+    tx: &'t PartTx,
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl Gather<'_> {
+    async fn push(&mut self, at: u64, chunk: Bytes) -> Result<(), GetErr> {
+        if self.buf.is_empty() && chunk.len() >= WRITE_CHUNK / 4 {
+            return self.send(at, chunk).await;
+        }
+        if self.buf.is_empty() {
+            self.at = at;
+            self.buf.reserve(WRITE_CHUNK);
+        }
+        self.buf.extend_from_slice(&chunk);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), GetErr> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = Bytes::from(std::mem::take(&mut self.buf));
+        self.send(self.at, data).await
+    }
+
+    async fn send(&self, at: u64, data: Bytes) -> Result<(), GetErr> {
+        match self.tx.write(at, data).await {
+            true => Ok(()),
+            false => Err(GetErr::Stop(Stop::Writer)),
+        }
+    }
+}
+
+/// One GET of the rest of a part.
+async fn get_part(sh: &Shared<'_>, part: &Arc<Part>, location: &str) -> Result<GetEnd, GetErr> {
+    let (start, end) = {
+        let mut s = part.lock();
+        s.req_pos = s.pos;
+        s.req_started = Instant::now();
+        (s.pos, s.end)
+    };
+    if start >= end {
+        return Ok(GetEnd::Done);
+    }
+    let mut resp = sh.client.get_range(location, start, end).await.map_err(GetErr::Hub)?;
+    if let Err(why) = check_ranged_answer(&resp, start, end, sh.req.size) {
+        return Err(GetErr::Stop(Stop::Fallback(why)));
+    }
+    sh.confirmed.store(true, Ordering::Relaxed);
+    let mut gather = Gather {
+        tx: &sh.tx,
+        at: start,
+        buf: Vec::new(),
+    };
+    let result = receive(sh, part, &mut resp, &mut gather, location).await;
+    // Every byte claimed reaches the writer, whatever ended the GET.
+    gather.flush().await?;
+    result
+}
+
+async fn receive(
+    sh: &Shared<'_>,
+    part: &Arc<Part>,
+    resp: &mut Response,
+    gather: &mut Gather<'_>,
+    location: &str,
+) -> Result<GetEnd, GetErr> {
+    let window = sh.client.config().read_timeout;
+    let (start, end) = {
+        let s = part.lock();
+        (s.pos, s.end)
+    };
+    let mut rate = Rate::new(window, Some(end), start);
+    let started = Instant::now();
+    let mut got = 0u64;
+    loop {
+        let chunk = match rate.deadline() {
+            Some(at) => match tokio::time::timeout_at(at, resp.chunk()).await {
+                Ok(chunk) => chunk,
+                Err(_) => match rate.window_ended(part.lock().pos) {
+                    Ok(()) => continue,
+                    Err(received) => {
+                        return Err(GetErr::Hub(HubError::TooSlow {
+                            url: url::redact(location),
+                            received,
+                            min: MIN_BYTES_PER_WINDOW,
+                            window,
+                        }))
+                    }
+                },
+            },
+            None => resp.chunk().await,
+        };
+        let chunk = match chunk {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                let s = part.lock();
+                return match s.pos >= s.end {
+                    true => Ok(GetEnd::Done),
+                    false => Err(GetErr::Hub(HubError::Transfer {
+                        url: url::redact(location),
+                        detail: format!("the part ended at byte {} of {}", s.pos, s.end),
+                    })),
+                };
+            }
+            Err(e) => return Err(GetErr::Hub(transport_error(location, &e))),
+        };
+        // Claim what still belongs to this part (a split may have moved its end).
+        let (at, take, finished) = {
+            let mut s = part.lock();
+            let take = (chunk.len() as u64).min(s.end.saturating_sub(s.pos));
+            let at = s.pos;
+            s.pos += take;
+            (at, take, s.pos >= s.end)
+        };
+        if take > 0 {
+            let n = usize::try_from(take).unwrap_or(chunk.len());
+            gather.push(at, chunk.slice(..n)).await?;
+            sh.received.fetch_add(take, Ordering::Relaxed);
+            rate.received(take);
+            got += take;
+        }
+        if finished {
+            return Ok(GetEnd::Done);
+        }
+        if got >= plan::RECYCLE_AFTER {
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            let my_rate = got as f64 / secs;
+            sh.note_rate(my_rate);
+            let left = sh.recycles_left.load(Ordering::Relaxed);
+            if should_recycle(my_rate, got, sh.fastest(), left)
+                && sh
+                    .recycles_left
+                    .compare_exchange(left, left - 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // Hand the rest to a new connection; this one is dropped with the answer.
+                let mut s = part.lock();
+                let rest = (s.pos, s.end);
+                s.end = s.pos;
+                drop(s);
+                if rest.0 < rest.1 {
+                    lock(&sh.queue).push_front(rest);
+                }
+                return Ok(GetEnd::Recycled);
+            }
+        }
+    }
+}
+
+/// Checks that an answer serves exactly `[start, end)` of a file of `size` bytes as a ranged
+/// answer should; `Err` says why not (the transfer falls back to one plain stream).
+fn check_ranged_answer(resp: &Response, start: u64, end: u64, size: u64) -> Result<(), String> {
+    let status = resp.status().as_u16();
+    if status != 206 {
+        return Err(format!("the server answered a Range request with status {status}"));
+    }
+    let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    if !header(ACCEPT_RANGES).is_some_and(|v| v.trim().eq_ignore_ascii_case("bytes")) {
+        return Err("the server does not announce Accept-Ranges: bytes".into());
+    }
+    let range = header(CONTENT_RANGE).unwrap_or("");
+    if parse_content_range(range) != Some((start, end - 1, size)) {
+        return Err(format!(
+            "asked for bytes {start}-{} of {size}, the server answered Content-Range {:?}",
+            end - 1,
+            range
+        ));
+    }
+    if resp.content_length().is_some_and(|n| n != end - start) {
+        return Err("the Content-Length of a part does not match its range".into());
+    }
+    Ok(())
+}
+
+/// `bytes <first>-<last>/<total>` → (first, last, total).
+fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((
+        first.trim().parse().ok()?,
+        last.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
+        assert_eq!(parse_content_range(" bytes 5-5/6 "), Some((5, 5, 6)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("bytes 0-99/*"), None);
+        assert_eq!(parse_content_range(""), None);
+    }
+}
