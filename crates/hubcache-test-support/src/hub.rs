@@ -72,6 +72,8 @@ impl FakeHub {
             log: Mutex::new(RequestLog::default()),
             hub_url: origin_url(hub_listener.local_addr()?),
             cdn_url: origin_url(cdn_listener.local_addr()?),
+            wan: Mutex::new(crate::wan::Wan::default()),
+            cdn_connections: std::sync::atomic::AtomicU64::new(0),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -170,6 +172,12 @@ impl FakeHub {
         self.shared.faults.lock().expect("faults mutex poisoned").push(rule);
     }
 
+    /// Shapes the network from now on: CDN connections accepted later get its rate cap, every
+    /// request its latency.
+    pub fn set_wan(&self, wan: crate::wan::Wan) {
+        *self.shared.wan.lock().expect("wan mutex poisoned") = wan;
+    }
+
     /// Removes all fault rules.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().expect("faults mutex poisoned").clear();
@@ -252,12 +260,13 @@ fn run_servers(
             shared: Arc::clone(&shared),
             origin: Origin::Hub,
         });
+        let cdn_shared = Arc::clone(&shared);
         let cdn_router = router(Ctx {
             shared,
             origin: Origin::Cdn,
         });
-        tokio::spawn(serve(hub, hub_router));
-        tokio::spawn(serve(cdn, cdn_router));
+        tokio::spawn(serve(hub, hub_router, None));
+        tokio::spawn(serve(cdn, cdn_router, Some(cdn_shared)));
         let _ = ready.send(Ok(()));
         let _ = shutdown.await;
     });
@@ -265,9 +274,21 @@ fn run_servers(
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
-async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    let listener = listener.tap_io(|tcp| {
+/// Serves one origin; on the CDN (`cdn` set) each accepted connection gets its rate cap.
+async fn serve(listener: tokio::net::TcpListener, router: Router, cdn: Option<Arc<Shared>>) {
+    let listener = listener.tap_io(move |tcp| {
         let _ = tcp.set_nodelay(true);
+        if let Some(shared) = &cdn {
+            let n = shared
+                .cdn_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wan = *shared.wan.lock().expect("wan mutex poisoned");
+            if let Some(rate) = wan.rate_of_connection(n) {
+                if let Err(e) = crate::wan::set_pacing_rate(tcp, rate) {
+                    eprintln!("fake hub: cannot cap a CDN connection at {rate} B/s: {e}");
+                }
+            }
+        }
     });
     let _ = axum::serve(listener, router).await;
 }

@@ -12,12 +12,14 @@ mod log;
 mod model;
 mod server;
 mod util;
+mod wan;
 
 pub use faults::{Fault, FaultRule};
 pub use fixtures::{safetensors_file, shard_name, sharded_model};
 pub use hub::FakeHub;
 pub use log::{LoggedRequest, Origin};
 pub use model::{default_lfs_rule, RepoKind};
+pub use wan::{Bimodal, Wan};
 
 use sha1::{Digest as _, Sha1};
 use sha2::Sha256;

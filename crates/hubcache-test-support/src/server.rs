@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     pub hub_url: String,
     /// CDN origin URL, no trailing slash.
     pub cdn_url: String,
+    /// Network shape (rate caps, latency).
+    pub wan: Mutex<crate::wan::Wan>,
+    /// CDN connections accepted so far (the index of the bimodal draw).
+    pub cdn_connections: std::sync::atomic::AtomicU64,
 }
 
 /// Per-origin handler state.
@@ -177,6 +181,10 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
     let authorization = header_string(req.headers(), header::AUTHORIZATION);
     let user_agent = header_string(req.headers(), header::USER_AGENT);
     drop(req);
+    let latency = ctx.shared.wan.lock().expect("wan mutex").latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 
     let log_id = ctx.shared.log.lock().expect("log mutex").start(LoggedRequest {
         origin: ctx.origin,

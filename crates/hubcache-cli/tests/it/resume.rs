@@ -129,7 +129,9 @@ fn ten_kills_then_one_run_resumes_from_the_last_kill() {
         hub.clear_faults();
         hub.clear_requests();
         hub.inject(FaultRule::new("/lfs/", Fault::Stall { after }).on_method("GET"));
+        // The sequential stream (one connection): its temp file is a contiguous prefix.
         let mut child = run(home.path(), &hub, &cache, &args)
+            .env("HUBCACHE_MAX_CONNECTIONS", "1")
             .env("HF_HUB_DOWNLOAD_TIMEOUT", "120")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -156,7 +158,10 @@ fn ten_kills_then_one_run_resumes_from_the_last_kill() {
     }
     hub.clear_faults();
     hub.clear_requests();
-    let out = run(home.path(), &hub, &cache, &args).output().unwrap();
+    let out = run(home.path(), &hub, &cache, &args)
+        .env("HUBCACHE_MAX_CONNECTIONS", "1")
+        .output()
+        .unwrap();
     let path = single_path(&out);
     assert!(fs::read(&path).unwrap() == data, "final file is correct");
     assert!(temps_of(&cache, &etag).is_empty(), "no temp file of the blob remains");
@@ -523,4 +528,87 @@ find "$CACHE" > "$O/listing"
     );
     assert_eq!(read("offline.rc").trim(), "0", "offline load: {}", read("offline.err"));
     assert_eq!(read("offline.content"), "{\"model_type\": \"bert\"}");
+}
+
+/// The ranges a parts record under `cache` holds for `etag` (`None`: no record yet).
+fn parts_record(cache: &Path, etag: &str) -> Option<hubcache::hub::transfer::RangeSet> {
+    let (path, _) = temps_of(cache, etag)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with(".ranges.incomplete"))?;
+    hubcache::hub::transfer::RangeSet::decode(&fs::read_to_string(path).ok()?, 64 * MIB)
+}
+
+#[test]
+fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_ranges() {
+    const SIZE: u64 = 64 * MIB;
+    let hub = FakeHub::start();
+    let data = content(SIZE);
+    let etag = sha256_hex(&data);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let args = ["download", "org/big", "model.safetensors"];
+    // Two 16 MiB parts are served, every later part stalls: the process is killed mid-file.
+    hub.inject(
+        FaultRule::new("/lfs/", Fault::Delay { millis: 0 })
+            .on_method("GET")
+            .repeat(2),
+    );
+    hub.inject(
+        FaultRule::new("/lfs/", Fault::Stall { after: 3 * MIB })
+            .on_method("GET")
+            .repeat(1000),
+    );
+    let mut child = run(home.path(), &hub, &cache, &args)
+        .env("HUBCACHE_MAX_CONNECTIONS", "4")
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "120")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let held = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no record appeared");
+        if let Some(held) = parts_record(&cache, &etag).filter(|h| h.covered() >= 32 * MIB) {
+            break held;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    // What the dead process left: the record may have grown after the poll.
+    let held = parts_record(&cache, &etag).unwrap_or(held);
+    let temps = temps_of(&cache, &etag);
+    assert_eq!(temps.len(), 2, "a parts file and its record: {temps:?}");
+    assert!(
+        content_gets(&hub).iter().any(|g| g.range.is_some() && g.status == 206),
+        "the killed run was ranged"
+    );
+
+    hub.clear_faults();
+    hub.clear_requests();
+    let out = run(home.path(), &hub, &cache, &args)
+        .env("HUBCACHE_MAX_CONNECTIONS", "4")
+        .output()
+        .unwrap();
+    let path = single_path(&out);
+    assert!(fs::read(&path).unwrap() == data, "final file is correct");
+    assert!(temps_of(&cache, &etag).is_empty(), "no temp file of the blob remains");
+    let mut fetched = 0;
+    for g in content_gets(&hub) {
+        let spec = g.range.as_deref().unwrap().strip_prefix("bytes=").unwrap();
+        let (a, b) = spec.split_once('-').unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse::<u64>().unwrap() + 1);
+        for &(s, e) in held.ranges() {
+            assert!(b <= s || a >= e, "{a}-{b} asks again for held bytes {s}-{e}");
+        }
+        fetched += b - a;
+    }
+    assert_eq!(fetched, SIZE - held.covered(), "only the missing ranges were fetched");
+    eprintln!("resumed: fetched {fetched} of {SIZE} bytes after kill -9");
 }

@@ -9,6 +9,11 @@
 //! With `--mirror` the server is `hubcache serve` over a cache filled by `cache add-folder`
 //! (a separate process, as in production) instead of the in-process fake Hub.
 //!
+//! With `--wan` the fake Hub gets CDN-shaped networks (a rate cap per CDN connection through
+//! `SO_MAX_PACING_RATE`, a seeded bimodal draw of it, 20 ms per request) and hubcache is set
+//! side by side with Python, `aria2c -x16 -s16 -k1M` and curl on the resolved CDN URL (aria2c
+//! and curl verify nothing); then a many-small-files snapshot at 20 ms per request.
+//!
 //! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
 //! time of a many-small-files snapshot, and the requests warm calls make.
 
@@ -17,7 +22,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use bytes::Bytes;
-use hubcache_test_support::{FakeHub, RepoKind};
+use hubcache_test_support::{sha256_hex, Bimodal, FakeHub, RepoKind, Wan};
 
 struct Opts {
     size_mib: usize,
@@ -27,6 +32,7 @@ struct Opts {
     python: Option<PathBuf>,
     mirror: bool,
     bundle: bool,
+    wan: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -39,6 +45,7 @@ fn parse_args() -> Result<Opts, String> {
         python: Some(root.join(".venv/bin/python")).filter(|p| p.is_file()),
         mirror: false,
         bundle: false,
+        wan: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -52,6 +59,7 @@ fn parse_args() -> Result<Opts, String> {
             "--no-python" => o.python = None,
             "--mirror" => o.mirror = true,
             "--bundle" => o.bundle = true,
+            "--wan" => o.wan = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -178,6 +186,10 @@ fn main() {
     }
     if o.bundle {
         bundle_bench(&o);
+        return;
+    }
+    if o.wan {
+        wan_bench(&o);
         return;
     }
     let hub = FakeHub::start();
@@ -558,4 +570,150 @@ fn bundle_bench(o: &Opts) {
     let bundle_len = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
     println!("bundle: {bundle_len} bytes for {} bytes of blobs", size + 2);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// One large file over CDN-shaped networks, then a snapshot of small files at 20 ms per request.
+fn wan_bench(o: &Opts) {
+    let hub = FakeHub::start();
+    let size = o.size_mib << 20;
+    eprintln!(
+        "generating {} MiB and {} × {} KiB files…",
+        o.size_mib, o.files, o.file_kib
+    );
+    let big = pseudo_random(size, 7);
+    let cdn = format!("{}/lfs/{}", hub.cdn_url(), sha256_hex(&big));
+    hub.commit(
+        RepoKind::Model,
+        "bench/big",
+        "main",
+        vec![("model.safetensors".into(), big)],
+    );
+    let many: Vec<(String, Bytes)> = (0..o.files)
+        .map(|i| {
+            (
+                format!("files/f{i:05}.txt"),
+                pseudo_random(o.file_kib << 10, 2 * i as u64 + 11),
+            )
+        })
+        .collect();
+    hub.commit(RepoKind::Model, "bench/many", "main", many);
+    let mb = size as f64 / 1e6;
+    let aria2 = Path::new("/usr/bin/aria2c").is_file();
+    let latency = std::time::Duration::from_millis(20);
+    let scenarios = [
+        (
+            "40 MB/s per connection + 20 ms per request",
+            Wan {
+                cdn_rate: Some(40_000_000),
+                latency,
+                ..Wan::default()
+            },
+        ),
+        (
+            "bimodal edges (8.7 MB/s p=0.7, else 68 MB/s, seed 1) + 20 ms per request",
+            Wan {
+                bimodal: Some(Bimodal::cloudfront(1)),
+                latency,
+                ..Wan::default()
+            },
+        ),
+        ("loopback, no caps", Wan::default()),
+    ];
+    println!(
+        "# hubcache --wan benchmark: one {} MiB LFS file, fake Hub on 127.0.0.1",
+        o.size_mib
+    );
+    for (name, wan) in scenarios {
+        hub.set_wan(wan);
+        println!("## {name}");
+        let line = |who: &str, r: &Run, extra: &str| {
+            println!(
+                "{who:<22} {:7.2} s  {:8.1} MB/s  peak RSS {}{extra}",
+                r.secs,
+                mb / r.secs,
+                rss(r)
+            );
+        };
+        let cache = fresh_dir("wan-rs");
+        hub.clear_requests();
+        let r = run(hubcache_cmd(
+            o,
+            &hub,
+            &cache,
+            &["download", "bench/big", "model.safetensors"],
+        ));
+        let gets = hub.requests().iter().filter(|r| r.is_content_get()).count();
+        line("hubcache", &r, &format!("  ({gets} content GETs)"));
+        let _ = std::fs::remove_dir_all(&cache);
+        if let Some(py) = &o.python {
+            let cache = fresh_dir("wan-py");
+            let r = run(python_cmd(
+                py,
+                &hub,
+                &cache,
+                "from huggingface_hub import hf_hub_download; hf_hub_download('bench/big', 'model.safetensors')",
+            ));
+            line("huggingface_hub", &r, "");
+            let _ = std::fs::remove_dir_all(&cache);
+        }
+        let out = fresh_dir("wan-dl");
+        let _ = std::fs::create_dir_all(&out);
+        if aria2 {
+            let mut c = Command::new("/usr/bin/aria2c");
+            c.args([
+                "-x16",
+                "-s16",
+                "-k1M",
+                "-q",
+                "--file-allocation=none",
+                "--allow-overwrite=true",
+            ])
+            .arg("-d")
+            .arg(&out)
+            .args(["-o", "aria2.bin", &cdn]);
+            line("aria2c -x16 -s16 -k1M", &run(c), "  (no verification)");
+            let _ = std::fs::remove_file(out.join("aria2.bin"));
+        } else {
+            println!("aria2c: not installed (apt-get install -y aria2)");
+        }
+        let mut c = Command::new("curl");
+        c.args(["-sf", "-o"]).arg(out.join("curl.bin")).arg(&cdn);
+        line("curl (one stream)", &run(c), "  (no verification)");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    hub.set_wan(Wan {
+        latency,
+        ..Wan::default()
+    });
+    println!(
+        "## snapshot of {} × {} KiB files, 20 ms per request, no cap",
+        o.files, o.file_kib
+    );
+    let cache = fresh_dir("wan-many-rs");
+    hub.clear_requests();
+    let r = run(hubcache_cmd(o, &hub, &cache, &["download", "bench/many"]));
+    println!(
+        "hubcache               {:7.2} s  peak RSS {}  {}",
+        r.secs,
+        rss(&r),
+        count_requests(&hub)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+    if let Some(py) = &o.python {
+        let cache = fresh_dir("wan-many-py");
+        hub.clear_requests();
+        let r = run(python_cmd(
+            py,
+            &hub,
+            &cache,
+            "from huggingface_hub import snapshot_download; snapshot_download('bench/many')",
+        ));
+        println!(
+            "huggingface_hub        {:7.2} s  peak RSS {}  {}",
+            r.secs,
+            rss(&r),
+            count_requests(&hub)
+        );
+        let _ = std::fs::remove_dir_all(&cache);
+    }
 }

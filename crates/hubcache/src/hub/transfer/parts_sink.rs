@@ -26,8 +26,9 @@ const QUEUE: usize = 32;
 const HASH_QUEUE: usize = 16;
 /// Read-back chunk (bytes written ahead of the prefix, hashed from the file).
 const READ_BACK: usize = 1 << 20;
-/// The record is rewritten after this many new bytes.
-const RECORD_EVERY: u64 = 64 << 20;
+/// The record is rewritten after this many new bytes (a rename of a small file, no fsync: after
+/// a crash the record may claim bytes that never reached the disk, which the hash catches).
+const RECORD_EVERY: u64 = 8 << 20;
 
 /// One instruction to the parts writer.
 pub(super) enum PartOp {
@@ -200,7 +201,13 @@ impl PartWriter {
 
     fn write_record(&mut self) -> io::Result<()> {
         self.unrecorded = 0;
-        crate::fs::write_atomic(&self.record, self.held.encode(self.size).as_bytes())
+        let tmp = crate::fs::sibling_temp(&self.record, "tmp");
+        let written =
+            std::fs::write(&tmp, self.held.encode(self.size)).and_then(|()| std::fs::rename(&tmp, &self.record));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 }
 
