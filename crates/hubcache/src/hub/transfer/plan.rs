@@ -4,10 +4,9 @@
 //! ([`pick_split`]). Also the set of byte ranges a file holds ([`RangeSet`]) and its on-disk
 //! record (untrusted: the final hash covers every byte).
 //!
-//! Defaults come from `hubcache-bench --wan` (see the README): 16 MiB parts keep the per-request
-//! latency (20 ms on the CDN-shaped bench) under 5 % of a part at 40 MB/s per connection, and the
-//! hasher within a few parts of the network; up to 16 connections reach the CPU bound of two
-//! cores on every bench network.
+//! Defaults (checked, not tuned, with `hubcache-bench --wan`, see the README): 16 MiB parts keep
+//! the 20 ms per-request latency of the CDN-shaped bench under 5 % of a part at 40 MB/s per
+//! connection and the hasher within a few parts of the network; up to 16 connections as aria2c.
 
 use std::collections::VecDeque;
 
