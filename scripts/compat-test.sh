@@ -56,7 +56,20 @@ for _ in $(seq 1 300); do
 done
 ENDPOINT="$(sed -n 's/^listening on //p' "$work/hub.out")"
 [ -n "$ENDPOINT" ] || { echo "fake-hub did not start"; cat "$work/hub.log"; exit 1; }
-requests() { grep -c '^fake-hub: #' "$work/hub.log" || true; }
+# fake-hub prints its log a little after answering, in arrival order: a marker request sent after
+# the client exited, once printed, means every request before it is printed too.
+markers=0
+requests() {
+  markers=$((markers + 1))
+  "$PY" -c 'import sys, urllib.request
+try: urllib.request.urlopen(sys.argv[1]).read()
+except Exception: pass' "$ENDPOINT/marker-$markers"
+  for _ in $(seq 1 300); do
+    grep -q " /marker-$markers " "$work/hub.log" && break
+    sleep 0.1
+  done
+  grep '^fake-hub: #' "$work/hub.log" | grep -vc ' /marker-' || true
+}
 
 consumer() { # REPO [extra env assignments...]
   local repo=$1
