@@ -1,4 +1,4 @@
-//! `hf`'s conventions: `download --dry-run` (no content request), `--json`, `completions`.
+//! `hf`'s conventions: `download --dry-run` (no content request), `--json`, `sync --dry-run`, `completions`.
 
 use crate::common;
 
@@ -150,4 +150,48 @@ fn completions_for_bash_zsh_fish() {
     }
     let out = hubcache(home.path()).args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a usage error");
+}
+
+#[test]
+fn sync_dry_run_lists_locked_files_and_changes_nothing() {
+    let hub = FakeHub::start();
+    seed(&hub);
+    let home = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let out = hubcache(home.path())
+            .current_dir(home.path())
+            .args(args)
+            .env("HF_HUB_CACHE", home.path().join("cache"))
+            .env("HF_ENDPOINT", hub.url())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    std::fs::write(home.path().join("hubcache.toml"), "[[repo]]\nid = \"org/model\"\n").unwrap();
+    cmd(&["lock"]);
+    cmd(&["download", "org/model", "config.json"]);
+    hub.clear_requests();
+    let out = cmd(&["sync", "--dry-run"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("cached") && l.ends_with("org/model config.json")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("fetch") && l.ends_with("org/model model.safetensors")),
+        "{out}"
+    );
+    assert!(
+        out.contains("total: 3 file(s)") && out.contains("to fetch: 2 file(s)"),
+        "{out}"
+    );
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    assert!(!home
+        .path()
+        .join("cache/models--org--model/snapshots")
+        .read_dir()
+        .unwrap()
+        .any(|e| { e.unwrap().path().join("model.safetensors").exists() }));
 }
