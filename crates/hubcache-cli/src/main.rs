@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+// Colours: clap styles help and errors through anstream, which honours NO_COLOR (and
+// CLICOLOR/CLICOLOR_FORCE); nothing else here prints colour.
 use hubcache::{Error, HubBuilder, Settings, Token};
 
 use crate::cmd::{cache, deploy, download, env, model};
@@ -42,6 +44,11 @@ enum Command {
     Export(deploy::ExportArgs),
     /// Import bundles into a cache, verifying every blob first.
     Import(deploy::ImportArgs),
+    /// Print a shell completion script (e.g. `hubcache completions bash > /etc/bash_completion.d/hubcache`).
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// An error the CLI can print: the message chain, then `hint:` lines.
@@ -79,6 +86,11 @@ fn main() -> ExitCode {
         Command::Sync(args) => deploy::sync_cmd(&settings, args),
         Command::Export(args) => deploy::export(&settings, args),
         Command::Import(args) => deploy::import(&settings, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hubcache", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ use hubcache::cache::CacheLayout;
 use hubcache::deploy::bundle::{self, ExportItem};
 use hubcache::deploy::resolve::{self, Upgrade};
 use hubcache::deploy::{sync, DeployError, Lockfile, Manifest};
+use hubcache::units::format_size;
 use hubcache::{Repo, RepoId, RepoType, Revision, Settings};
 
 use crate::{CmdResult, Hinted};
@@ -66,6 +67,9 @@ pub struct SyncArgs {
     /// Access token (default: HF_TOKEN, else the token file).
     #[arg(long)]
     token: Option<String>,
+    /// Change nothing: print each locked file (size, cached or not) and the totals; no request.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Arguments of `hubcache export`.
@@ -197,7 +201,7 @@ pub fn sync_cmd(settings: &Settings, args: SyncArgs) -> CmdResult {
         (None, Some(_)) => vec![],
     };
     if !stale.is_empty() {
-        if args.locked || offline {
+        if args.locked || offline || args.dry_run {
             return Err(DeployError::Stale { problems: stale }.into());
         }
         let Some(m) = &manifest else {
@@ -215,6 +219,31 @@ pub fn sync_cmd(settings: &Settings, args: SyncArgs) -> CmdResult {
         }
         .into());
     };
+    if args.dry_run {
+        let cache = cache_layout(settings, args.cache_dir.as_ref())?;
+        let (mut files, mut fetch, mut fetch_bytes, mut total) = (0usize, 0usize, 0u64, 0u64);
+        for r in &lock.repos {
+            let layout = cache.repo(&r.repo);
+            for f in &r.files {
+                let cached = hubcache::fs::is_file(&layout.snapshot_file(&r.commit, &f.path));
+                let state = if cached { "cached" } else { "fetch" };
+                println!("{:>10}  {state:<6}  {} {}", format_size(f.size), r.repo, f.path);
+                files += 1;
+                total += f.size;
+                if !cached {
+                    fetch += 1;
+                    fetch_bytes += f.size;
+                }
+            }
+        }
+        println!(
+            "total: {files} file(s), {}; to fetch: {fetch} file(s), {}; cached: {} file(s)",
+            format_size(total),
+            format_size(fetch_bytes),
+            files - fetch
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if offline {
         let cache = cache_layout(settings, args.cache_dir.as_ref())?;
         let n = sync::verify_offline(

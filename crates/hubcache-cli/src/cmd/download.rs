@@ -7,11 +7,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Args;
 use hubcache::download::patterns::{validate_pattern, Filter, PatternError};
 use hubcache::{Error, FileRequest, Repo, RepoId, RepoPath, RepoType, Revision, Settings, SnapshotRequest};
 
+use crate::cmd::plan;
 use crate::{CmdResult, Hinted};
 
 /// Arguments of `hubcache download`.
@@ -58,6 +61,12 @@ pub struct DownloadArgs {
     /// No progress bars or warnings; only the result and errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Fetch nothing: print each file that would be placed (size, cached or not) and the totals.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as JSON (path, files fetched and cached, bytes, seconds; or the dry run).
+    #[arg(long)]
+    json: bool,
 }
 
 /// `--include`/`--exclude`: a usage error for a pattern that can never match a repo file.
@@ -70,11 +79,20 @@ pub fn run(settings: &Settings, args: DownloadArgs) -> CmdResult {
     let repo_type: RepoType = args.repo_type.parse().map_err(Error::from)?;
     let repo = Repo::new(RepoId::new(&args.repo_id).map_err(Error::from)?, repo_type);
     let revision = Revision::new(&args.revision).map_err(Error::from)?;
+    let counter = Arc::new(plan::Counter::default());
     let mut builder = crate::hub_builder(settings, args.cache_dir.as_ref(), args.token.as_ref(), args.quiet);
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(usize::from(n));
     }
+    if args.json {
+        builder = builder.reporter(counter.clone());
+    }
     let hub = hubcache::blocking::Hub::new(builder)?;
+    if args.dry_run {
+        return dry_run(&hub, repo, revision, &args);
+    }
+    let started = Instant::now();
+    let mut files = 1;
     let path = if args.files.len() == 1 {
         let mut req = FileRequest::new(repo, revision, RepoPath::new(&args.files[0]).map_err(Error::from)?);
         req.force = args.force_download;
@@ -98,9 +116,34 @@ pub fn run(settings: &Settings, args: DownloadArgs) -> CmdResult {
         if filtered && selection.selected.is_empty() {
             return Err(NothingSelected::new(&req, &args, selection.listed).into());
         }
+        files = selection.selected.len();
         path
     };
-    println!("{}", path.display());
+    if args.json {
+        counter.print_json(&path, files, started.elapsed().as_secs_f64());
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--dry-run`: the plan, with no content request.
+fn dry_run(hub: &hubcache::blocking::Hub, repo: Repo, revision: Revision, args: &DownloadArgs) -> CmdResult {
+    let mut req = SnapshotRequest::new(repo, revision);
+    for f in &args.files {
+        req.include.push(RepoPath::new(f).map_err(Error::from)?.to_string());
+    }
+    req.include.extend(args.include.iter().cloned());
+    req.exclude = args.exclude.clone();
+    let (plan, listed) = plan::plan(hub, &req.repo, &req.revision, &req.include, &req.exclude, args.offline)?;
+    if plan.is_empty() && (!req.include.is_empty() || !req.exclude.is_empty()) {
+        return Err(NothingSelected::new(&req, args, listed).into());
+    }
+    if args.json {
+        plan.print_json();
+    } else {
+        plan.print_text();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,4 +5,5 @@ pub mod deploy;
 pub mod download;
 pub mod env;
 pub mod model;
+pub mod plan;
 pub mod serve;

@@ -11,6 +11,8 @@ mod common;
 mod cache;
 /// The output contract: one path on stdout, exit codes, hints, offline switches, tokens.
 mod cli;
+/// `hf`'s conventions: `download --dry-run`/`--json`, `sync --dry-run`, `completions bash|zsh|fish`.
+mod conventions;
 /// `lock`, `sync`, `export`, `import`: reproducible and air-gapped deployments.
 mod deploy;
 /// `cache prune --max-size/--older-than`: eviction beside running downloads.

@@ -154,6 +154,22 @@ pub struct LfsInfo {
 #[derive(Deserialize)]
 struct RevisionInfo {
     sha: Option<String>,
+    #[serde(default)]
+    siblings: Vec<Sibling>,
+}
+
+#[derive(Deserialize)]
+struct Sibling {
+    rfilename: String,
+}
+
+/// What the repo info route says about a revision: its commit and the files it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// The commit the revision points at.
+    pub sha: String,
+    /// Every file of that commit (`siblings[].rfilename`), in the server's order.
+    pub files: Vec<String>,
 }
 
 /// A Hub client bound to one endpoint.
@@ -509,6 +525,36 @@ impl HubClient {
     /// The commit a revision points at (`GET /api/{type}s/{id}/revision/{rev}` → `sha`).
     pub async fn revision_commit(&self, repo: &Repo, revision: &str) -> Result<String, HubError> {
         self.revision_commit_with(repo, revision, self.config.retry).await
+    }
+
+    /// The commit a revision points at and its files (`GET /api/{type}s/{id}/revision/{rev}`).
+    pub async fn repo_info(&self, repo: &Repo, revision: &str) -> Result<RepoInfo, HubError> {
+        let target = url::revision_info_url(&self.config.endpoint, repo, revision);
+        let deadline = self.config.api_deadline();
+        self.with_retries(self.config.retry, || async {
+            // The answer lists every file: bounded like a listing page, not like a HEAD.
+            let body = tokio::time::timeout(deadline, async {
+                let resp = self.get_json_within(&target, None).await?;
+                read_capped(resp, &target, MAX_API_BODY).await
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(HubError::Deadline {
+                    url: url::redact(&target),
+                    deadline,
+                })
+            })?;
+            let info: RevisionInfo = parse_json(&body, &target)?;
+            let sha = info.sha.ok_or_else(|| HubError::NotAHub {
+                url: url::redact(&target),
+                detail: "repo info without `sha`".to_string(),
+            })?;
+            Ok(RepoInfo {
+                sha,
+                files: info.siblings.into_iter().map(|s| s.rfilename).collect(),
+            })
+        })
+        .await
     }
 
     /// [`HubClient::revision_commit`] with an explicit retry policy (model loading asks once and

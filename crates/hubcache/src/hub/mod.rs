@@ -6,6 +6,6 @@ pub mod retry;
 pub mod transfer;
 pub mod url;
 
-pub use client::{ClientConfig, FileMetadata, HubClient, TreeEntry};
+pub use client::{ClientConfig, FileMetadata, HubClient, RepoInfo, TreeEntry};
 pub use error::{HubError, RedirectRefusal};
 pub use retry::RetryPolicy;
