@@ -47,6 +47,19 @@ pub use stream::MIN_BYTES_PER_WINDOW;
 /// Largest body accepted when the size was not announced.
 const MAX_UNANNOUNCED: u64 = 50_000_000_000;
 
+/// A `Content-Range: bytes <first>-<last>/<total>` value: `(first, last, total)`, the total
+/// `None` when the server sent `*`. Anything else (`bytes */N`, other units) is `None`.
+pub(super) fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((first.trim().parse().ok()?, last.trim().parse().ok()?, total))
+}
+
 /// What to fetch and how to check it.
 #[derive(Debug, Clone, Copy)]
 pub struct TransferRequest<'a> {
@@ -267,4 +280,19 @@ pub async fn download_parts(
         }
     }
     Ok(req.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, Some(1000))));
+        assert_eq!(parse_content_range(" bytes 5-5/6 "), Some((5, 5, Some(6))));
+        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199, None)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+        assert_eq!(parse_content_range(""), None);
+    }
 }

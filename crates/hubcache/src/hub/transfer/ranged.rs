@@ -570,7 +570,7 @@ fn check_ranged_answer(resp: &Response, start: u64, end: u64, size: u64) -> Resu
         return Err("the server does not announce Accept-Ranges: bytes".into());
     }
     let range = header(CONTENT_RANGE).unwrap_or("");
-    if parse_content_range(range) != Some((start, end - 1, size)) {
+    if super::parse_content_range(range) != Some((start, end - 1, Some(size))) {
         return Err(format!(
             "asked for bytes {start}-{} of {size}, the server answered Content-Range {:?}",
             end - 1,
@@ -581,30 +581,4 @@ fn check_ranged_answer(resp: &Response, start: u64, end: u64, size: u64) -> Resu
         return Err("the Content-Length of a part does not match its range".into());
     }
     Ok(())
-}
-
-/// `bytes <first>-<last>/<total>` → (first, last, total).
-fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let (first, last) = range.split_once('-')?;
-    Some((
-        first.trim().parse().ok()?,
-        last.trim().parse().ok()?,
-        total.trim().parse().ok()?,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_ranges() {
-        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
-        assert_eq!(parse_content_range(" bytes 5-5/6 "), Some((5, 5, 6)));
-        assert_eq!(parse_content_range("bytes */1000"), None);
-        assert_eq!(parse_content_range("bytes 0-99/*"), None);
-        assert_eq!(parse_content_range(""), None);
-    }
 }

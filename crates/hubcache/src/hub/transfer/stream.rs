@@ -154,8 +154,8 @@ fn body_start(resp: &Response, location: &str, offset: u64) -> Result<u64, HubEr
                 .headers()
                 .get(reqwest::header::CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok());
-            match range.and_then(content_range_start) {
-                Some(start) if start == offset => Ok(offset),
+            match range.and_then(super::parse_content_range) {
+                Some((start, _, _)) if start == offset => Ok(offset),
                 _ => Err(HubError::BadLength {
                     url: url::redact(location),
                     announced: format!("Content-Range {}", range.unwrap_or("(none)").escape_debug()),
@@ -194,13 +194,6 @@ fn check_length(resp: &Response, req: &TransferRequest<'_>, limit: u64, start: u
         announced: format!("Content-Length {announced}"),
         expected,
     })
-}
-
-/// `bytes <start>-<end>/<total>` → start.
-fn content_range_start(value: &str) -> Option<u64> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (start, _) = rest.split_once('-')?;
-    start.trim().parse().ok()
 }
 
 /// The minimum-progress rule: at least [`MIN_BYTES_PER_WINDOW`] (or the rest of the file)
@@ -251,15 +244,6 @@ impl Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_range() {
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("bytes 0-0/1"), Some(0));
-        assert_eq!(content_range_start("bytes */200"), None);
-        assert_eq!(content_range_start("items 1-2/3"), None);
-        assert_eq!(content_range_start(""), None);
-    }
 
     #[test]
     fn minimum_progress_per_window() {
