@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{hubcache, run_ok, single_path, stderr, stdout, Served};
@@ -28,7 +29,11 @@ const ROUNDS: usize = 30;
 type Files = Vec<(String, Vec<u8>)>;
 
 /// Every symlink under every `snapshots/` of the cache resolves; returns how many were checked.
+/// The check holds the clean-up lock shared, as a writer does: a prune removing a whole repo
+/// folder mid-way is not a state a writer can leave, so it is not looked at.
 fn assert_no_dangling_links(cache: &Path) -> usize {
+    let gc = hubcache::cache::CacheLayout::new(cache).gc_lock();
+    let _hold = hubcache::lock::LockedFile::acquire_shared_blocking(&gc, Duration::from_secs(60), |_, _| {}).unwrap();
     let mut checked = 0;
     let Ok(repos) = fs::read_dir(cache) else { return 0 };
     for repo in repos.flatten() {
