@@ -74,6 +74,8 @@ impl FakeHub {
             cdn_url: origin_url(cdn_listener.local_addr()?),
             wan: Mutex::new(crate::wan::Wan::default()),
             cdn_connections: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicU64::new(0),
+            peak_in_flight: std::sync::atomic::AtomicU64::new(0),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -188,9 +190,16 @@ impl FakeHub {
         self.shared.log.lock().expect("log mutex poisoned").snapshot()
     }
 
-    /// Empties the request log.
+    /// Empties the request log (and resets [`FakeHub::peak_in_flight`]).
     pub fn clear_requests(&self) {
         self.shared.log.lock().expect("log mutex poisoned").clear();
+        self.shared.peak_in_flight.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Most requests answered at once since the log was cleared: from arrival (the latency
+    /// included) until the response head is ready, not while a body streams.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

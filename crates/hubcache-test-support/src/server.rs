@@ -44,6 +44,28 @@ pub(crate) struct Shared {
     pub wan: Mutex<crate::wan::Wan>,
     /// CDN connections accepted so far (the index of the bimodal draw).
     pub cdn_connections: std::sync::atomic::AtomicU64,
+    /// Requests being answered now (both origins, until the handler returns its response).
+    pub in_flight: std::sync::atomic::AtomicU64,
+    /// Most requests answered at once since the log was last cleared.
+    pub peak_in_flight: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> InFlight<'a> {
+        use std::sync::atomic::Ordering;
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Per-origin handler state.
@@ -181,6 +203,7 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
     let authorization = header_string(req.headers(), header::AUTHORIZATION);
     let user_agent = header_string(req.headers(), header::USER_AGENT);
     drop(req);
+    let _in_flight = InFlight::enter(&ctx.shared);
     let latency = ctx.shared.wan.lock().expect("wan mutex").latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

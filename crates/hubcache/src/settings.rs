@@ -121,6 +121,8 @@ pub struct Settings {
     pub disable_flock: bool,
     /// `HUBCACHE_MAX_CONNECTIONS`: most connections per large file (1: one stream per file).
     pub max_connections: Option<usize>,
+    /// `HUBCACHE_CONNECTION_BUDGET`: most content connections at once, all files together.
+    pub connection_budget: Option<usize>,
 }
 
 /// Python's `_is_true`: upper-cased value in {1, ON, YES, TRUE}; no trimming.
@@ -213,6 +215,9 @@ impl Settings {
                 .map(Duration::from_secs),
             disable_flock: is_true(var("HUBCACHE_DISABLE_FLOCK").as_deref()),
             max_connections: var("HUBCACHE_MAX_CONNECTIONS")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0),
+            connection_budget: var("HUBCACHE_CONNECTION_BUDGET")
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .filter(|n| *n > 0),
             proxies: Proxies {

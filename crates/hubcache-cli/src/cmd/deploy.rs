@@ -61,8 +61,8 @@ pub struct SyncArgs {
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Parallel transfers.
-    #[arg(long, default_value_t = 8)]
+    /// Files in flight at once (larger files are also held to a memory budget).
+    #[arg(long, default_value_t = hubcache::download::DEFAULT_MAX_WORKERS)]
     max_workers: usize,
     /// Access token (default: HF_TOKEN, else the token file).
     #[arg(long)]

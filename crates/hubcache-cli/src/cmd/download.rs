@@ -51,8 +51,8 @@ pub struct DownloadArgs {
     /// Access token (default: HF_TOKEN, else the token file).
     #[arg(long)]
     token: Option<String>,
-    /// Parallel transfers for snapshots.
-    #[arg(long, default_value_t = 8)]
+    /// Files in flight at once in a snapshot (larger files are also held to a memory budget).
+    #[arg(long, default_value_t = hubcache::download::DEFAULT_MAX_WORKERS)]
     max_workers: usize,
     /// Most connections per large file, fetched in ranged parts (1: one stream per file;
     /// default: HUBCACHE_MAX_CONNECTIONS, else 16).

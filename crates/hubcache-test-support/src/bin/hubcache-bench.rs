@@ -13,6 +13,7 @@
 //! `SO_MAX_PACING_RATE`, a seeded bimodal draw of it, 20 ms per request) and hubcache is set
 //! side by side with Python, `aria2c -x16 -s16 -k1M` and curl on the resolved CDN URL (aria2c
 //! and curl verify nothing); then a many-small-files snapshot at 20 ms per request.
+//! `--only cap,bimodal,loopback,snapshot` runs some of these scenarios.
 //!
 //! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
 //! time of a many-small-files snapshot, and the requests warm calls make.
@@ -33,6 +34,8 @@ struct Opts {
     mirror: bool,
     bundle: bool,
     wan: bool,
+    /// `--only cap,bimodal,loopback,snapshot`: the `--wan` scenarios to run (default: all).
+    only: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -46,6 +49,7 @@ fn parse_args() -> Result<Opts, String> {
         mirror: false,
         bundle: false,
         wan: false,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -60,6 +64,7 @@ fn parse_args() -> Result<Opts, String> {
             "--mirror" => o.mirror = true,
             "--bundle" => o.bundle = true,
             "--wan" => o.wan = true,
+            "--only" => o.only = Some(val()?.split(',').map(str::to_string).collect()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -600,8 +605,10 @@ fn wan_bench(o: &Opts) {
     let mb = size as f64 / 1e6;
     let aria2 = Path::new("/usr/bin/aria2c").is_file();
     let latency = std::time::Duration::from_millis(20);
+    let wanted = |key: &str| o.only.as_ref().is_none_or(|only| only.iter().any(|k| k == key));
     let scenarios = [
         (
+            "cap",
             "40 MB/s per connection + 20 ms per request",
             Wan {
                 cdn_rate: Some(40_000_000),
@@ -610,6 +617,7 @@ fn wan_bench(o: &Opts) {
             },
         ),
         (
+            "bimodal",
             "bimodal edges (8.7 MB/s p=0.7, else 68 MB/s, seed 1) + 20 ms per request",
             Wan {
                 bimodal: Some(Bimodal::cloudfront(1)),
@@ -617,13 +625,16 @@ fn wan_bench(o: &Opts) {
                 ..Wan::default()
             },
         ),
-        ("loopback, no caps", Wan::default()),
+        ("loopback", "loopback, no caps", Wan::default()),
     ];
     println!(
         "# hubcache --wan benchmark: one {} MiB LFS file, fake Hub on 127.0.0.1",
         o.size_mib
     );
-    for (name, wan) in scenarios {
+    for (key, name, wan) in scenarios {
+        if !wanted(key) {
+            continue;
+        }
         hub.set_wan(wan);
         println!("## {name}");
         let line = |who: &str, r: &Run, extra: &str| {
@@ -680,6 +691,9 @@ fn wan_bench(o: &Opts) {
         c.args(["-sf", "-o"]).arg(out.join("curl.bin")).arg(&cdn);
         line("curl (one stream)", &run(c), "  (no verification)");
         let _ = std::fs::remove_dir_all(&out);
+    }
+    if !wanted("snapshot") {
+        return;
     }
     hub.set_wan(Wan {
         latency,

@@ -4,12 +4,11 @@
 
 use std::path::PathBuf;
 
-use futures_util::stream::{self, StreamExt};
-
-use super::lockfile::Lockfile;
+use super::lockfile::{LockedFile, LockedRepo, Lockfile};
 use super::DeployError;
 use crate::cache::CacheLayout;
 use crate::digest::file_matches_etag;
+use crate::download::fanout::{fan_out, memory_weight};
 use crate::download::file::KnownFile;
 use crate::hub::url;
 use crate::repo::Revision;
@@ -44,21 +43,20 @@ pub async fn sync(hub: &Hub, lock: &Lockfile, max_workers: usize) -> Result<Sync
             }
         }
     }
-    let results: Vec<Result<u64, crate::Error>> = stream::iter(todo)
-        .map(|(r, f)| async move {
-            let known = KnownFile {
-                commit: r.commit.clone(),
-                etag: f.blob.clone(),
-                size: Some(f.size),
-                location: url::resolve_url(hub.client().endpoint(), &r.repo, r.commit.as_str(), &f.path),
-            };
-            hub.fetch_known(&r.repo, None, &f.path, &known, false)
-                .await
-                .map(|_| f.size)
-        })
-        .buffer_unordered(max_workers.max(1))
-        .collect()
-        .await;
+    let ranged = hub.client().config().ranged;
+    let weight = |(_, f): &(&LockedRepo, &LockedFile)| memory_weight(Some(f.size), &ranged);
+    let results: Vec<Result<u64, crate::Error>> = fan_out(todo, max_workers, weight, |(r, f)| async move {
+        let known = KnownFile {
+            commit: r.commit.clone(),
+            etag: f.blob.clone(),
+            size: Some(f.size),
+            location: url::resolve_url(hub.client().endpoint(), &r.repo, r.commit.as_str(), &f.path),
+        };
+        hub.fetch_known(&r.repo, None, &f.path, &known, false)
+            .await
+            .map(|_| f.size)
+    })
+    .await;
     for r in results {
         report.fetched_bytes += r?;
         report.fetched += 1;

@@ -1,5 +1,6 @@
 //! Download pipelines: one file (`hf_hub_download`) and a whole snapshot (`snapshot_download`).
 
+pub(crate) mod fanout;
 pub(crate) mod file;
 mod local_dir;
 pub mod patterns;
@@ -31,8 +32,10 @@ pub(crate) async fn off_worker<T: Send + 'static>(
 }
 
 pub use crate::lock::DEFAULT_LOCK_TIMEOUT;
-/// Default number of parallel file transfers in a snapshot.
-pub const DEFAULT_MAX_WORKERS: usize = 8;
+/// Default number of files in flight at once in a snapshot or `sync` (small files are
+/// latency-bound; larger ones are also held to a memory budget, and every connection to the
+/// client's connection budget).
+pub const DEFAULT_MAX_WORKERS: usize = 64;
 
 /// One file to fetch.
 #[derive(Debug, Clone)]
@@ -76,7 +79,7 @@ pub struct SnapshotRequest {
     pub include: Vec<String>,
     /// Ignore patterns (fnmatch).
     pub exclude: Vec<String>,
-    /// Parallel transfers.
+    /// Files in flight at once.
     pub max_workers: usize,
     /// Download again even if cached.
     pub force: bool,
@@ -153,7 +156,17 @@ impl HubBuilder {
         if let Some(n) = settings.max_connections {
             b.config.ranged.max_connections = n;
         }
+        if let Some(n) = settings.connection_budget {
+            b.config.connection_budget = n;
+        }
         b
+    }
+
+    /// Most content connections open at once, all transfers of this [`Hub`] together (the
+    /// parts of large files and the files of snapshots share them).
+    pub fn connection_budget(mut self, n: usize) -> Self {
+        self.config.connection_budget = n.max(1);
+        self
     }
 
     /// Most connections per large file (1: every file is one stream).

@@ -11,8 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use futures_util::stream::{self, StreamExt};
-
+use super::fanout::{fan_out, memory_weight};
 use super::file::{cached_commit, KnownFile};
 use super::patterns::{Filter, Selection};
 use super::{Hub, SnapshotRequest};
@@ -123,35 +122,34 @@ impl Hub {
         if writes {
             self.check_snapshot_space(req, &commit, &selected)?;
         }
-        let results: Vec<Result<PathBuf>> = stream::iter(selected)
-            .map(|(path, file)| {
-                let commit = commit.clone();
-                async move {
-                    let known = KnownFile {
-                        location: url::resolve_url(self.client.endpoint(), &req.repo, commit.as_str(), &path),
-                        etag: file.etag().to_string(),
-                        size: Some(file.content_size()),
-                        commit,
-                    };
-                    match &req.local_dir {
-                        Some(dir) => {
-                            let meta = local_metadata(dir, &path);
-                            if !req.force
-                                && meta.as_ref().is_some_and(|m| m.etag == known.etag)
-                                && dir.join(path.as_str()).is_file()
-                            {
-                                return Ok(dir.join(path.as_str()));
-                            }
-                            self.fetch_known_local(&req.repo, &path, dir, &known, req.force, meta)
-                                .await
+        let ranged = self.client.config().ranged;
+        let weight = |(_, file): &(RepoPath, tree::TreeFile)| memory_weight(Some(file.content_size()), &ranged);
+        let results: Vec<Result<PathBuf>> = fan_out(selected, req.max_workers, weight, |(path, file)| {
+            let commit = commit.clone();
+            async move {
+                let known = KnownFile {
+                    location: url::resolve_url(self.client.endpoint(), &req.repo, commit.as_str(), &path),
+                    etag: file.etag().to_string(),
+                    size: Some(file.content_size()),
+                    commit,
+                };
+                match &req.local_dir {
+                    Some(dir) => {
+                        let meta = local_metadata(dir, &path);
+                        if !req.force
+                            && meta.as_ref().is_some_and(|m| m.etag == known.etag)
+                            && dir.join(path.as_str()).is_file()
+                        {
+                            return Ok(dir.join(path.as_str()));
                         }
-                        None => self.fetch_known(&req.repo, None, &path, &known, req.force).await,
+                        self.fetch_known_local(&req.repo, &path, dir, &known, req.force, meta)
+                            .await
                     }
+                    None => self.fetch_known(&req.repo, None, &path, &known, req.force).await,
                 }
-            })
-            .buffer_unordered(req.max_workers.max(1))
-            .collect()
-            .await;
+            }
+        })
+        .await;
         if let Some(err) = results.into_iter().find_map(Result::err) {
             return Err(err);
         }

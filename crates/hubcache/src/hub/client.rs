@@ -17,11 +17,13 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, LOCATION, RANGE, USER_AGENT};
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{map_status, ErrorResponse, HubError, RedirectRefusal};
 use super::retry::{parse_ratelimit, parse_retry_after, RetryPolicy};
@@ -67,7 +69,14 @@ pub struct ClientConfig {
     pub user_agent: Option<String>,
     /// How large files are fetched in parts over several connections.
     pub ranged: RangedConfig,
+    /// Most content connections open at once through this client, all transfers together (the
+    /// parts of large files and the small files of snapshots share it).
+    pub connection_budget: usize,
 }
+
+/// Default [`ClientConfig::connection_budget`]: as many streams as huggingface_hub's Xet path
+/// grows to.
+pub const DEFAULT_CONNECTION_BUDGET: usize = 64;
 
 impl ClientConfig {
     /// Defaults matching huggingface_hub for an endpoint.
@@ -82,6 +91,7 @@ impl ClientConfig {
             proxies: Proxies::default(),
             user_agent: None,
             ranged: RangedConfig::default(),
+            connection_budget: DEFAULT_CONNECTION_BUDGET,
         }
     }
 
@@ -177,6 +187,8 @@ pub struct RepoInfo {
 pub struct HubClient {
     http: reqwest::Client,
     config: ClientConfig,
+    /// Permits for content connections ([`ClientConfig::connection_budget`]), shared by clones.
+    connections: Arc<Semaphore>,
 }
 
 /// `_normalize_etag`: strip leading `W` and `/` characters, then surrounding quotes.
@@ -320,7 +332,25 @@ impl HubClient {
             add(reqwest::Proxy::all(p))?;
         }
         let http = builder.build().map_err(|e| build_err(e.to_string()))?;
-        Ok(HubClient { http, config })
+        let connections = Arc::new(Semaphore::new(
+            config.connection_budget.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        Ok(HubClient {
+            http,
+            config,
+            connections,
+        })
+    }
+
+    /// A content connection from the budget, waiting for one to free (`None` only if the
+    /// budget were closed, which it never is).
+    pub(crate) async fn connection(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.connections).acquire_owned().await.ok()
+    }
+
+    /// A content connection from the budget if one is free now.
+    pub(crate) fn try_connection(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.connections).try_acquire_owned().ok()
     }
 
     /// The endpoint this client talks to.

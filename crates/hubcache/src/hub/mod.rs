@@ -6,6 +6,6 @@ pub mod retry;
 pub mod transfer;
 pub mod url;
 
-pub use client::{ClientConfig, FileMetadata, HubClient, RepoInfo, TreeEntry};
+pub use client::{ClientConfig, FileMetadata, HubClient, RepoInfo, TreeEntry, DEFAULT_CONNECTION_BUDGET};
 pub use error::{HubError, RedirectRefusal};
 pub use retry::RetryPolicy;

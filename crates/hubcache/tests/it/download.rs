@@ -686,3 +686,44 @@ fn hostile_metadata_headers_are_refused() {
         assert!(!repo_dir(&cache).join("blobs").exists(), "{what}: nothing may be written");
     }
 }
+
+/// Many small files of a snapshot are in flight at once, up to the client's connection budget
+/// and never beyond it (the fake Hub counts the requests it answers at once; 30 ms each).
+#[test]
+fn snapshot_files_run_together_within_the_connection_budget() {
+    let hub = FakeHub::start();
+    let files: Vec<(String, Bytes)> = (0..48)
+        .map(|i| (format!("f/{i:02}.txt"), Bytes::from(format!("file {i}\n"))))
+        .collect();
+    hub.commit(RepoKind::Model, REPO, "main", files);
+    hub.set_wan(hubcache_test_support::Wan {
+        latency: Duration::from_millis(30),
+        ..Default::default()
+    });
+    let run = |budget: Option<usize>| {
+        let cache = tempfile::tempdir().unwrap();
+        let mut b = builder(&hub, cache.path());
+        if let Some(n) = budget {
+            b = b.connection_budget(n);
+        }
+        let api = blocking::Hub::new(b).unwrap();
+        hub.clear_requests();
+        let dir = api
+            .snapshot(&SnapshotRequest::new(repo(), Revision::new("main").unwrap()))
+            .unwrap();
+        assert_eq!(fs::read_to_string(dir.join("f/47.txt")).unwrap(), "file 47\n");
+        let gets = hub.requests().iter().filter(|r| r.is_content_get()).count();
+        assert_eq!(gets, 48);
+        hub.peak_in_flight()
+    };
+    let free = run(None);
+    assert!(
+        free >= 16,
+        "48 small files with the default budget: {free} at most at once"
+    );
+    let bounded = run(Some(3));
+    assert!(
+        (2..=3).contains(&bounded),
+        "a budget of 3 connections: {bounded} requests at once"
+    );
+}

@@ -178,6 +178,8 @@ pub async fn download(
     // A leftover that already holds every byte only needs its check.
     let complete = req.resume_from > 0 && req.expected_size == Some(req.resume_from);
     if !complete {
+        // One connection of the client's budget for the whole stream, its resumes included.
+        let _connection = client.connection().await;
         if let Err(e) = stream::fetch(client, req, limit, &mut sink, progress).await {
             // Every byte received reaches the file, for a later run to resume from.
             let _ = sink.close().await;

@@ -28,6 +28,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE};
 use reqwest::Response;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::parts_sink::{PartSink, PartTx, PartsDone};
@@ -308,8 +309,17 @@ async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dy
         };
         sh.target.store(wanted, Ordering::Relaxed);
         while sh.running.load(Ordering::Relaxed) < wanted && sh.has_work() {
+            // Each connection takes a permit of the client's budget: the first one waits for
+            // it, the others are added only while permits are free (retried every tick).
+            let permit = match sh.running.load(Ordering::Relaxed) {
+                0 => sh.client.connection().await,
+                _ => match sh.client.try_connection() {
+                    Some(p) => Some(p),
+                    None => break,
+                },
+            };
             sh.running.fetch_add(1, Ordering::Relaxed);
-            workers.push(worker(sh));
+            workers.push(worker(sh, permit));
         }
         if workers.is_empty() {
             break;
@@ -341,8 +351,9 @@ async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dy
     stop
 }
 
-/// One connection: takes parts until there are none, or fewer connections are wanted.
-async fn worker(sh: &Shared<'_>) -> Result<(), Stop> {
+/// One connection (holding `_permit` of the client's budget): takes parts until there are
+/// none, or fewer connections are wanted.
+async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Result<(), Stop> {
     let result = async {
         loop {
             if sh.leave_if_surplus() {
