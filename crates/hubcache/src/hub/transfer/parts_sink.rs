@@ -21,9 +21,9 @@ use super::TransferError;
 use crate::digest::{DigestKind, HashThread, Hasher};
 
 /// Messages in flight to the writer thread.
-const QUEUE: usize = 32;
+const QUEUE: usize = 16;
 /// Messages in flight to the hasher thread.
-const HASH_QUEUE: usize = 16;
+const HASH_QUEUE: usize = 4;
 /// Read-back chunk (bytes written ahead of the prefix, hashed from the file).
 const READ_BACK: usize = 1 << 20;
 /// The record is rewritten after this many new bytes (a rename of a small file, no fsync: after

@@ -4,16 +4,28 @@
 //! ([`pick_split`]). Also the set of byte ranges a file holds ([`RangeSet`]) and its on-disk
 //! record (untrusted: the final hash covers every byte).
 //!
-//! Defaults (checked, not tuned, with `hubcache-bench --wan`, see the README): 16 MiB parts keep
-//! the 20 ms per-request latency of the CDN-shaped bench under 5 % of a part at 40 MB/s per
-//! connection and the hasher within a few parts of the network; up to 16 connections as aria2c.
+//! Defaults (from `hubcache-bench --wan`, see the README): 16 MiB parts keep the 20 ms
+//! per-request latency of the CDN-shaped bench under 5 % of a part at 40 MB/s per connection
+//! and the hasher within a few parts of the network. The first connection alone is measured
+//! for a moment ([`PROBE_BYTES`], [`PROBE_TIME`]): on a fast link one connection is kept (more
+//! only cost CPU), on a capped one [`START_CONNECTIONS`] start and the [`Ramp`] doubles them
+//! while the rate follows.
 
 use std::collections::VecDeque;
 
 /// Most connections per file unless `--max-connections` / `HUBCACHE_MAX_CONNECTIONS` say otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
-/// Connections a ranged transfer starts with (the [`Ramp`] adds more while the rate rises).
-pub const START_CONNECTIONS: usize = 4;
+/// Connections a ranged transfer starts with on a link where one connection is slow (the
+/// [`Ramp`] adds more while the rate rises).
+pub const START_CONNECTIONS: usize = 8;
+/// The first connection alone receives this many bytes (or for [`PROBE_TIME`]) before the
+/// others start: its rate tells a per-connection cap from a fast link.
+pub const PROBE_BYTES: u64 = 2 << 20;
+/// Longest the first connection is measured alone, from its answer's head.
+pub const PROBE_TIME: std::time::Duration = std::time::Duration::from_millis(50);
+/// A first connection at least this fast (bytes/s) means the link is not what limits the
+/// transfer (loopback, a LAN mirror): one connection, more only if the [`Ramp`] finds they help.
+pub const FAST_LINK: f64 = 300e6;
 /// Files with at least this many bytes still to fetch are fetched in parts.
 pub const DEFAULT_RANGED_MIN: u64 = 32 << 20;
 /// Size of the parts the missing bytes are cut into.
@@ -26,7 +38,7 @@ pub const RECYCLE_AFTER: u64 = 2 << 20;
 pub const SLOW_FRACTION: f64 = 0.4;
 
 /// How a ranged transfer is shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RangedConfig {
     /// Most connections per file (1: never ranged).
     pub max_connections: usize,
@@ -34,6 +46,9 @@ pub struct RangedConfig {
     pub min_size: u64,
     /// Part size.
     pub part_size: u64,
+    /// A first connection at least this fast (bytes/s) keeps the transfer on one connection
+    /// ([`FAST_LINK`]; infinite: always start several).
+    pub fast_link: f64,
 }
 
 impl Default for RangedConfig {
@@ -42,6 +57,7 @@ impl Default for RangedConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             min_size: DEFAULT_RANGED_MIN,
             part_size: DEFAULT_PART_SIZE,
+            fast_link: FAST_LINK,
         }
     }
 }
@@ -55,6 +71,15 @@ impl RangedConfig {
     /// Connections to start with.
     pub fn start_connections(&self) -> usize {
         START_CONNECTIONS.min(self.max_connections).max(1)
+    }
+
+    /// Connections to start with after the first one alone received at `probe_rate` bytes/s.
+    pub fn start_after_probe(&self, probe_rate: f64) -> usize {
+        if probe_rate >= self.fast_link {
+            1
+        } else {
+            self.start_connections()
+        }
     }
 }
 
@@ -229,12 +254,15 @@ pub fn recycle_budget(max_connections: usize) -> u32 {
     u32::try_from(max_connections.saturating_mul(4)).unwrap_or(u32::MAX)
 }
 
-/// The connection count controller: starts small, grows while the aggregate rate rises, stops
-/// growing on a plateau and backs off when the rate falls (a CDN node that collapses under many
-/// streams). Fed one aggregate rate sample per interval.
+/// The connection count controller: starts small, grows while the aggregate rate rises, goes
+/// back one step when a step did not pay (more connections cost CPU for nothing), and backs off
+/// when the rate falls (a CDN node that collapses under many streams). Fed one aggregate rate
+/// sample per interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ramp {
     target: usize,
+    /// The target before the last step (where a step that did not pay goes back to).
+    previous: usize,
     min: usize,
     max: usize,
     /// Rate measured at the current target (best sample), and at the target before.
@@ -246,10 +274,13 @@ pub struct Ramp {
     settled: bool,
 }
 
-/// Samples taken at one target before it is judged (the first one after a change is warm-up).
+/// Samples taken at one target before it is judged, unless the first one already shows a
+/// clear gain (the first sample after a change includes the new connections' start).
 const SAMPLES_PER_STEP: u32 = 2;
+/// A first sample this much above the rate before is judged at once.
+const CLEAR_GAIN: f64 = 1.5;
 /// A step that raised the rate by less than this factor is a plateau.
-const GAIN: f64 = 1.10;
+const GAIN: f64 = 1.15;
 /// A rate below this fraction of the best is a fall.
 const FALL: f64 = 0.6;
 
@@ -260,6 +291,7 @@ impl Ramp {
         let start = start.clamp(1, max);
         Ramp {
             target: start,
+            previous: start,
             min: start,
             max,
             best: 0.0,
@@ -288,15 +320,22 @@ impl Ramp {
             return self.target;
         }
         self.best = self.best.max(rate);
-        if self.settled || self.samples < SAMPLES_PER_STEP {
+        if self.settled {
             return self.target;
         }
-        if self.before > 0.0 && self.best < self.before * GAIN {
-            // The last step did not pay: stay here.
+        let first_step = self.before == 0.0;
+        let clear = !first_step && self.best >= self.before * CLEAR_GAIN;
+        if self.samples < SAMPLES_PER_STEP && !clear {
+            return self.target;
+        }
+        if !first_step && self.best < self.before * GAIN {
+            // The last step did not pay: go back to where it started, and stay.
+            self.target = self.previous;
             self.settled = true;
             return self.target;
         }
         self.before = self.best;
+        self.previous = self.target;
         self.target = (self.target * 2).min(self.max);
         self.settled = self.target == self.max;
         self.samples = 0;
@@ -438,26 +477,38 @@ mod tests {
         // Per-connection caps: the rate doubles with the connections.
         assert_eq!(r.sample(100.0), 4, "warm-up sample");
         assert_eq!(r.sample(160.0), 8);
-        r.sample(300.0);
-        assert_eq!(r.sample(320.0), 16);
+        assert_eq!(r.sample(300.0), 16, "a clear gain is judged on the first sample");
         assert_eq!(r.sample(640.0), 16, "at the maximum");
         assert_eq!(r.sample(650.0), 16);
+        // A gain that is not clear at first waits for the second sample.
+        let mut r = Ramp::new(4, 16);
+        r.sample(100.0);
+        assert_eq!(r.sample(100.0), 8);
+        assert_eq!(r.sample(130.0), 8, "not clear yet");
+        assert_eq!(r.sample(140.0), 16, "a gain of 40 %");
     }
 
     #[test]
-    fn ramp_stops_on_a_plateau_and_backs_off_on_a_fall() {
-        // CPU-bound: more connections do not help, stay at 8.
+    fn ramp_goes_back_on_a_plateau_and_backs_off_on_a_fall() {
+        // CPU-bound: more connections do not help, go back to 4 and stay.
         let mut r = Ramp::new(4, 16);
         r.sample(500.0);
         assert_eq!(r.sample(500.0), 8);
         r.sample(510.0);
-        assert_eq!(r.sample(520.0), 8, "plateau: no growth");
-        assert_eq!(r.sample(530.0), 8);
+        assert_eq!(r.sample(520.0), 4, "plateau: back to where the step started");
+        assert_eq!(r.sample(530.0), 4);
+        assert_eq!(r.sample(900.0), 4, "settled: no more growth");
+        // From one connection on a fast link: one more does not pay, so one it is.
+        let mut r = Ramp::new(1, 16);
+        r.sample(1000.0);
+        assert_eq!(r.sample(1000.0), 2);
+        r.sample(1050.0);
+        assert_eq!(r.sample(1050.0), 1);
         // A node that collapses under many streams: back off, never below the start.
         let mut r = Ramp::new(4, 64);
         r.sample(300.0);
         assert_eq!(r.sample(300.0), 8);
-        r.sample(600.0);
+        r.sample(400.0);
         assert_eq!(r.sample(600.0), 16);
         assert_eq!(r.sample(100.0), 12, "a fall: back off a quarter");
         assert_eq!(r.sample(50.0), 9);
@@ -466,5 +517,23 @@ mod tests {
         assert_eq!(r.sample(1.0), 4, "never below the start");
         assert_eq!(r.sample(1000.0), 4, "settled: no more growth");
         assert_eq!(Ramp::new(8, 2).target(), 2);
+    }
+
+    #[test]
+    fn the_first_connection_tells_a_capped_link_from_a_fast_one() {
+        let c = RangedConfig::default();
+        assert_eq!(c.start_after_probe(40e6), START_CONNECTIONS);
+        assert_eq!(c.start_after_probe(8.7e6), START_CONNECTIONS);
+        assert_eq!(c.start_after_probe(900e6), 1);
+        let two = RangedConfig {
+            max_connections: 2,
+            ..c
+        };
+        assert_eq!(two.start_after_probe(40e6), 2);
+        let never = RangedConfig {
+            fast_link: f64::INFINITY,
+            ..c
+        };
+        assert_eq!(never.start_after_probe(900e6), START_CONNECTIONS);
     }
 }

@@ -6,7 +6,10 @@
 //!   with `Accept-Ranges: bytes`, the exact `Content-Range` asked for and the announced total.
 //!   Any part answered otherwise (a `200` with the whole file, no or another `Content-Range`, a
 //!   different total or length) ends the ranged transfer as [`Ranged::Fallback`]: nothing of
-//!   that answer is written, and the caller fetches the file as one plain stream.
+//!   that answer is written, and the caller fetches the file as one plain stream. Its first
+//!   bytes are also timed ([`plan::PROBE_BYTES`] or [`plan::PROBE_TIME`]): a fast first
+//!   connection keeps the transfer on one, a capped one starts several
+//!   ([`plan::RangedConfig::start_after_probe`]).
 //! - Each part is retried on its own from where it stopped, judged by a [`ResumeBudget`]; a
 //!   part that receives less than [`MIN_BYTES_PER_WINDOW`] per read-timeout window is a stall,
 //!   cancelled and asked again.
@@ -47,6 +50,8 @@ const WRITE_CHUNK: usize = 256 << 10;
 pub const MAX_REFRESHES: u32 = 8;
 /// How often the coordinator reports progress and samples the aggregate rate.
 const TICK: Duration = Duration::from_millis(250);
+/// How often the coordinator looks at the first connection while it is measured alone.
+const PROBE_POLL: Duration = Duration::from_millis(5);
 
 /// What a ranged transfer fetches.
 #[derive(Debug, Clone, Copy)]
@@ -267,7 +272,7 @@ pub(super) async fn fetch(
         target: AtomicUsize::new(1),
         tx,
     };
-    let stop = coordinate(&sh, cfg.start_connections(), cfg.max_connections, progress).await;
+    let stop = coordinate(&sh, &cfg, progress).await;
     drop(sh);
     let done = sink.finish().await?;
     match stop {
@@ -292,9 +297,12 @@ fn writer_stopped() -> TransferError {
     }
 }
 
-/// Runs the workers until every part is in or one stops the transfer.
-async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dyn FileProgress) -> Option<Stop> {
-    let mut ramp = Ramp::new(start, max);
+/// Runs the workers until every part is in or one stops the transfer: the first connection
+/// alone until its answer is confirmed as a ranged one and its first bytes are measured, then as
+/// many as the [`Ramp`] wants.
+async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dyn FileProgress) -> Option<Stop> {
+    let mut ramp: Option<Ramp> = None;
+    let mut probe_from: Option<(Instant, u64)> = None;
     let mut workers = FuturesUnordered::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -302,11 +310,17 @@ async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dy
     let mut last = (Instant::now(), 0u64);
     let mut stop = None;
     loop {
-        let wanted = if sh.confirmed.load(Ordering::Relaxed) {
-            ramp.target()
-        } else {
-            1
-        };
+        if ramp.is_none() && sh.confirmed.load(Ordering::Relaxed) {
+            let now = sh.received.load(Ordering::Relaxed);
+            let (at, from) = *probe_from.get_or_insert((Instant::now(), now));
+            let secs = at.elapsed().as_secs_f64();
+            if now - from >= plan::PROBE_BYTES || at.elapsed() >= plan::PROBE_TIME {
+                let rate = (now - from) as f64 / secs.max(1e-3);
+                ramp = Some(Ramp::new(cfg.start_after_probe(rate), cfg.max_connections));
+                last = (Instant::now(), now);
+            }
+        }
+        let wanted = ramp.as_ref().map_or(1, Ramp::target);
         sh.target.store(wanted, Ordering::Relaxed);
         while sh.running.load(Ordering::Relaxed) < wanted && sh.has_work() {
             // Each connection takes a permit of the client's budget: the first one waits for
@@ -324,6 +338,8 @@ async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dy
         if workers.is_empty() {
             break;
         }
+        // While the first connection is measured, look again soon.
+        let probing = ramp.is_none();
         tokio::select! {
             ended = workers.next() => match ended {
                 Some(Ok(())) => {}
@@ -333,12 +349,13 @@ async fn coordinate(sh: &Shared<'_>, start: usize, max: usize, progress: &mut dy
                 }
                 None => break,
             },
+            _ = tokio::time::sleep(PROBE_POLL), if probing => {}
             _ = tick.tick() => {
                 let now = sh.received.load(Ordering::Relaxed);
                 progress.advance(now - reported);
                 reported = now;
                 let secs = last.0.elapsed().as_secs_f64();
-                if sh.confirmed.load(Ordering::Relaxed) && secs > 0.0 {
+                if let Some(ramp) = ramp.as_mut().filter(|_| secs > 0.0) {
                     ramp.sample((now - last.1) as f64 / secs);
                 }
                 last = (Instant::now(), now);
