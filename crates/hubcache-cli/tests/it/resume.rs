@@ -530,12 +530,12 @@ find "$CACHE" > "$O/listing"
     assert_eq!(read("offline.content"), "{\"model_type\": \"bert\"}");
 }
 
-/// The ranges a parts record under `cache` holds for `etag` (`None`: no record yet).
-fn parts_record(cache: &Path, etag: &str) -> Option<hubcache::hub::transfer::RangeSet> {
+/// The ranges a parts record under `cache` holds for `etag` of `size` bytes (`None`: no record yet).
+fn parts_record(cache: &Path, etag: &str, size: u64) -> Option<hubcache::hub::transfer::RangeSet> {
     let (path, _) = temps_of(cache, etag)
         .into_iter()
         .find(|(p, _)| p.to_string_lossy().ends_with(".ranges.incomplete"))?;
-    hubcache::hub::transfer::RangeSet::decode(&fs::read_to_string(path).ok()?, 64 * MIB)
+    hubcache::hub::transfer::RangeSet::decode(&fs::read_to_string(path).ok()?, size)
 }
 
 #[test]
@@ -574,7 +574,7 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
     let started = Instant::now();
     let held = loop {
         assert!(started.elapsed() < Duration::from_secs(60), "no record appeared");
-        if let Some(held) = parts_record(&cache, &etag).filter(|h| h.covered() >= 32 * MIB) {
+        if let Some(held) = parts_record(&cache, &etag, SIZE).filter(|h| h.covered() >= 32 * MIB) {
             break held;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -582,7 +582,7 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
     child.kill().unwrap(); // SIGKILL: no destructor runs
     child.wait().unwrap();
     // What the dead process left: the record may have grown after the poll.
-    let held = parts_record(&cache, &etag).unwrap_or(held);
+    let held = parts_record(&cache, &etag, SIZE).unwrap_or(held);
     let temps = temps_of(&cache, &etag);
     assert_eq!(temps.len(), 2, "a parts file and its record: {temps:?}");
     assert!(
@@ -627,4 +627,85 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
         "exactly the missing ranges were fetched"
     );
     eprintln!("resumed: fetched {covered} of {SIZE} bytes after kill -9");
+}
+
+/// Python 2.4.0 asks for the same file while hubcache fetches it in parts: Python waits on the
+/// shared lock (the one hubcache holds), finds the placed blob, downloads none of it, and never
+/// mistakes the parts file for a prefix; then Python offline opens the result.
+#[test]
+fn python_downloads_the_same_file_during_a_parallel_transfer() {
+    let Some(python) = common::python() else { return };
+    const SIZE: u64 = 48 * MIB;
+    let hub = FakeHub::start();
+    let data = content(SIZE);
+    let etag = sha256_hex(&data);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    // 4 MB/s per CDN connection: four connections take about 3 s for the file.
+    hub.set_wan(hubcache_test_support::Wan {
+        cdn_rate: Some(4_000_000),
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let args = ["download", "org/big", "model.safetensors"];
+    let child = run(home.path(), &hub, &cache, &args)
+        .env("HUBCACHE_MAX_CONNECTIONS", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while parts_record(&cache, &etag, SIZE).is_none_or(|h| h.covered() < 4 * MIB) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no parts record appeared: {:?} {:?}",
+            temps_of(&cache, &etag),
+            content_gets(&hub)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = child;
+    assert!(child.try_wait().unwrap().is_none(), "hubcache is still transferring");
+    let code = "from huggingface_hub import hf_hub_download; print(hf_hub_download('org/big', 'model.safetensors'))";
+    let py = common::python_command(&python, home.path(), &cache, &hub.url(), code)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Python asked for the file while hubcache was still transferring it.
+    let is_python = |r: &LoggedRequest| !r.user_agent.as_deref().unwrap_or("").contains("hubcache");
+    let mut overlapped = false;
+    while child.try_wait().unwrap().is_none() {
+        overlapped |= hub.requests().iter().any(|r| is_python(r) && r.path.contains("/resolve/"));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(overlapped, "Python's request arrived after hubcache had finished");
+    let py = py.wait_with_output().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(py.status.success(), "{}", common::stderr(&py));
+    let ours = single_path(&out);
+    let theirs = PathBuf::from(common::stdout(&py).trim());
+    assert_eq!(ours, theirs, "both name the same snapshot entry");
+    assert!(fs::read(&ours).unwrap() == data, "the file is right");
+    let gets = content_gets(&hub);
+    assert!(
+        gets.iter().filter(|g| g.range.is_some() && g.status == 206).count() >= 3,
+        "hubcache fetched in parts: {gets:?}"
+    );
+    let python_gets: Vec<_> = gets.iter().filter(|g| is_python(g)).collect();
+    assert!(python_gets.is_empty(), "Python waited and fetched nothing: {python_gets:?}");
+    assert!(temps_of(&cache, &etag).is_empty(), "{:?}", temps_of(&cache, &etag));
+
+    let code = "import hashlib; from huggingface_hub import hf_hub_download; \
+        print(hashlib.sha256(open(hf_hub_download('org/big', 'model.safetensors'), 'rb').read()).hexdigest())";
+    let mut offline = common::python_command(&python, home.path(), &cache, "http://127.0.0.1:9", code);
+    offline.env("HF_HUB_OFFLINE", "1");
+    let out = common::run_ok(&mut offline);
+    assert_eq!(common::stdout(&out).trim(), etag, "Python offline reads the right bytes");
 }
