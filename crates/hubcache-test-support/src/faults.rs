@@ -24,6 +24,14 @@ pub enum Fault {
     WrongBytes,
     /// Answer 200 with the full body although a `Range` header is present.
     IgnoreRange,
+    /// Answer normally (ranges honoured) but without an `Accept-Ranges` header.
+    NoAcceptRanges,
+    /// Answer a `Range` request with a 206 whose `Content-Range` announces this total size
+    /// instead of the real one (the bytes are right).
+    WrongTotal {
+        /// The total announced.
+        total: u64,
+    },
     /// Wait this long, then answer normally.
     Delay {
         /// Delay in milliseconds.
@@ -104,8 +112,9 @@ impl Fault {
             | Fault::Stall { .. }
             | Fault::WrongBytes
             | Fault::ContentLength { .. }
-            | Fault::ShortIgnoringRange { .. } => matches!(class, RequestClass::Content { .. }),
-            Fault::IgnoreRange => matches!(class, RequestClass::Content { has_range: true }),
+            | Fault::ShortIgnoringRange { .. }
+            | Fault::NoAcceptRanges => matches!(class, RequestClass::Content { .. }),
+            Fault::IgnoreRange | Fault::WrongTotal { .. } => matches!(class, RequestClass::Content { has_range: true }),
         }
     }
 }

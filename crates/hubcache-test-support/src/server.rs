@@ -364,6 +364,9 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
     };
     let total = content.data.len() as u64;
     let mut headers = content.headers;
+    if matches!(fault, Some(Fault::NoAcceptRanges)) {
+        headers.retain(|(name, _)| name != header::ACCEPT_RANGES);
+    }
     if is_head {
         headers.push((header::CONTENT_LENGTH, hv(&total.to_string())));
         return build(StatusCode::OK, headers, Body::empty());
@@ -376,7 +379,11 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
     let (status, start, end) = match outcome {
         RangeOutcome::Full => (StatusCode::OK, 0, total),
         RangeOutcome::Partial(a, b) => {
-            headers.push((header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{total}"))));
+            let announced_total = match &fault {
+                Some(Fault::WrongTotal { total }) => *total,
+                _ => total,
+            };
+            headers.push((header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{announced_total}"))));
             (StatusCode::PARTIAL_CONTENT, a, b + 1)
         }
         RangeOutcome::Unsatisfiable => {

@@ -681,7 +681,10 @@ fn python_downloads_the_same_file_during_a_parallel_transfer() {
     let is_python = |r: &LoggedRequest| !r.user_agent.as_deref().unwrap_or("").contains("hubcache");
     let mut overlapped = false;
     while child.try_wait().unwrap().is_none() {
-        overlapped |= hub.requests().iter().any(|r| is_python(r) && r.path.contains("/resolve/"));
+        overlapped |= hub
+            .requests()
+            .iter()
+            .any(|r| is_python(r) && r.path.contains("/resolve/"));
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(overlapped, "Python's request arrived after hubcache had finished");
@@ -699,7 +702,10 @@ fn python_downloads_the_same_file_during_a_parallel_transfer() {
         "hubcache fetched in parts: {gets:?}"
     );
     let python_gets: Vec<_> = gets.iter().filter(|g| is_python(g)).collect();
-    assert!(python_gets.is_empty(), "Python waited and fetched nothing: {python_gets:?}");
+    assert!(
+        python_gets.is_empty(),
+        "Python waited and fetched nothing: {python_gets:?}"
+    );
     assert!(temps_of(&cache, &etag).is_empty(), "{:?}", temps_of(&cache, &etag));
 
     let code = "import hashlib; from huggingface_hub import hf_hub_download; \
@@ -707,5 +713,9 @@ fn python_downloads_the_same_file_during_a_parallel_transfer() {
     let mut offline = common::python_command(&python, home.path(), &cache, "http://127.0.0.1:9", code);
     offline.env("HF_HUB_OFFLINE", "1");
     let out = common::run_ok(&mut offline);
-    assert_eq!(common::stdout(&out).trim(), etag, "Python offline reads the right bytes");
+    assert_eq!(
+        common::stdout(&out).trim(),
+        etag,
+        "Python offline reads the right bytes"
+    );
 }

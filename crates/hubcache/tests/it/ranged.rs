@@ -139,6 +139,61 @@ fn a_server_that_ignores_range_gets_one_plain_stream() {
 }
 
 #[test]
+fn a_server_that_announces_no_accept_ranges_gets_one_plain_stream() {
+    let (hub, data, etag) = setup();
+    hub.inject(FaultRule::new("/lfs/", Fault::NoAcceptRanges).repeat(1000));
+    let cache = tempfile::tempdir().unwrap();
+    let path = client(&hub, cache.path(), 2).download_file(&request()).unwrap();
+    assert_placed(cache.path(), &path, &data, &etag);
+    let gets = cdn_gets(&hub);
+    assert_eq!(gets.len(), 2, "one probe, then one plain stream: {gets:?}");
+    assert_eq!((gets[0].status, gets[0].range.is_some()), (206, true), "the probe");
+    assert_eq!((gets[1].status, gets[1].range.as_deref()), (200, None));
+    assert!(leftovers(cache.path(), &etag).is_empty());
+}
+
+#[test]
+fn a_server_that_lies_about_the_size_in_a_part_gets_one_plain_stream() {
+    let (hub, data, etag) = setup();
+    hub.inject(FaultRule::new("/lfs/", Fault::WrongTotal { total: SIZE + 1 }).on_method("GET"));
+    let cache = tempfile::tempdir().unwrap();
+    let path = client(&hub, cache.path(), 2).download_file(&request()).unwrap();
+    assert_placed(cache.path(), &path, &data, &etag);
+    let gets = cdn_gets(&hub);
+    assert_eq!(gets.len(), 2, "one lying probe, then one plain stream: {gets:?}");
+    assert_eq!((gets[1].status, gets[1].range.as_deref()), (200, None));
+}
+
+#[test]
+fn a_signed_url_that_expires_before_the_plain_stream_is_resolved_again() {
+    let (hub, data, etag) = setup();
+    // The probe is ignored (a 200 with the whole file): the plain stream that follows finds
+    // the location expired once.
+    hub.inject(FaultRule::new("/lfs/", Fault::IgnoreRange).on_method("GET"));
+    hub.inject(
+        FaultRule::new(
+            "/lfs/",
+            Fault::Status {
+                status: 403,
+                retry_after: None,
+            },
+        )
+        .on_method("GET"),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let path = client(&hub, cache.path(), 0).download_file(&request()).unwrap();
+    assert_placed(cache.path(), &path, &data, &etag);
+    let reqs = hub.requests();
+    let heads = reqs
+        .iter()
+        .filter(|r| r.method == "HEAD" && r.path.contains("/resolve/"))
+        .count();
+    assert_eq!(heads, 2, "one HEAD, then one more after the 403: {reqs:?}");
+    let statuses: Vec<u16> = cdn_gets(&hub).iter().map(|g| g.status).collect();
+    assert_eq!(statuses, vec![200, 403, 200], "ignored probe, expired, plain stream");
+}
+
+#[test]
 fn a_server_that_stops_honouring_range_after_the_first_part() {
     let (hub, data, etag) = setup();
     // The first ranged GET is served; every later one gets the whole file with a 200.

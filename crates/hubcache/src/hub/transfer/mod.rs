@@ -263,7 +263,24 @@ pub async fn download_parts(
                 expected_size: Some(req.size),
                 resume_from: 0,
             };
-            return download(client, &plain, file, path, progress).await;
+            let result = download(client, &plain, file, path, progress).await;
+            // The signed location may have expired while the parts ran: resolve the file once
+            // more and stream from there, keeping what arrived (a changed file: the 403 stands).
+            let expired = matches!(&result, Err(TransferError::Hub(HubError::Status { status: 403, .. })));
+            let (true, Some(resolve)) = (expired, req.resolve) else {
+                return result;
+            };
+            let fresh = client.refresh_location(resolve).await?;
+            if fresh.etag != req.etag {
+                return result;
+            }
+            progress.restart();
+            let again = TransferRequest {
+                location: &fresh.location,
+                resume_from: file.metadata().map_err(io_err)?.len(),
+                ..plain
+            };
+            return download(client, &again, file, path, progress).await;
         }
     };
     if done.held != req.size {
