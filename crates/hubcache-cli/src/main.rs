@@ -129,5 +129,6 @@ pub fn hub_builder(
         builder = builder.token(Token::parse(t));
     }
     let show_bars = !quiet && settings.disable_progress_bars != Some(true) && progress::stderr_is_terminal();
-    builder.reporter(Arc::new(progress::CliReporter::new(show_bars, quiet)))
+    let verbose = settings.verbose;
+    builder.reporter(Arc::new(progress::CliReporter::new(show_bars, quiet, verbose)))
 }

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use hubcache::cache::layout::GC_LOCK_NAME;
@@ -40,56 +41,131 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Draws one bar per transfer and prints notices.
+/// Draws one bar per transfer (and a total bar for a snapshot) and prints notices.
 pub struct CliReporter {
     bars: Option<MultiProgress>,
     quiet: bool,
+    verbose: bool,
+    /// The total of the snapshot being fetched, when one is.
+    total: Mutex<Option<ProgressBar>>,
 }
 
+/// Files smaller than this get no bar of their own during a snapshot (the total shows them).
+const OWN_BAR_MIN: u64 = 8 << 20;
+
 impl CliReporter {
-    /// `bars`: draw progress bars; `quiet`: no warnings either.
-    pub fn new(bars: bool, quiet: bool) -> Self {
+    /// `bars`: draw progress bars; `quiet`: no warnings either; `verbose`: log how each
+    /// transfer runs (connections, parts, retries).
+    pub fn new(bars: bool, quiet: bool, verbose: bool) -> Self {
         CliReporter {
             bars: bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             quiet,
+            verbose: verbose && !quiet,
+            total: Mutex::new(None),
         }
     }
 
     fn println(&self, line: &str) {
-        match &self.bars {
-            Some(m) => {
-                let _ = m.println(line);
-            }
-            None => eprintln!("{line}"),
-        }
+        print_line(self.bars.as_ref(), line);
     }
 }
 
-struct Bar(ProgressBar);
+fn print_line(bars: Option<&MultiProgress>, line: &str) {
+    match bars {
+        Some(m) => {
+            let _ = m.println(line);
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// One file's progress: its own bar (if drawn), the snapshot's total, the verbose log.
+struct Bar {
+    own: Option<ProgressBar>,
+    total: Option<ProgressBar>,
+    /// Bytes this file added to the total (taken back on a restart).
+    counted: u64,
+    log: Option<(String, Option<MultiProgress>)>,
+}
 
 impl FileProgress for Bar {
     fn advance(&mut self, n: u64) {
-        self.0.inc(n);
+        if let Some(b) = &self.own {
+            b.inc(n);
+        }
+        if let Some(t) = &self.total {
+            t.inc(n);
+        }
+        self.counted += n;
     }
     fn restart(&mut self) {
-        self.0.set_position(0);
+        if let Some(b) = &self.own {
+            b.set_position(0);
+        }
+        if let Some(t) = &self.total {
+            t.dec(self.counted);
+        }
+        self.counted = 0;
     }
     fn finish(&mut self) {
-        self.0.finish_and_clear();
+        if let Some(b) = &self.own {
+            b.finish_and_clear();
+        }
+    }
+    fn detail(&mut self, message: &str) {
+        if let Some((name, bars)) = &self.log {
+            print_line(bars.as_ref(), &format!("{name}: {message}"));
+        }
     }
 }
 
 impl Reporter for CliReporter {
     fn file_started(&self, name: &str, total: Option<u64>) -> Box<dyn FileProgress> {
+        let log = self.verbose.then(|| (name.to_string(), self.bars.clone()));
         let Some(m) = &self.bars else {
-            return Box::new(hubcache::NoProgress);
+            return match log {
+                Some(log) => Box::new(Bar {
+                    own: None,
+                    total: None,
+                    counted: 0,
+                    log: Some(log),
+                }),
+                None => Box::new(hubcache::NoProgress),
+            };
         };
-        let bar = m.add(ProgressBar::new(total.unwrap_or(0)));
-        let style = ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message(name.to_string());
-        Box::new(Bar(bar))
+        let batch = self.total.lock().ok().and_then(|t| t.clone());
+        let own = (batch.is_none() || total.is_none_or(|t| t >= OWN_BAR_MIN)).then(|| {
+            let bar = m.add(ProgressBar::new(total.unwrap_or(0)));
+            bar.set_style(bar_style(
+                "{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            ));
+            bar.set_message(name.to_string());
+            bar
+        });
+        Box::new(Bar {
+            own,
+            total: batch,
+            counted: 0,
+            log,
+        })
+    }
+
+    fn batch_started(&self, files: usize, bytes: u64) {
+        let Some(m) = &self.bars else { return };
+        let bar = m.insert(0, ProgressBar::new(bytes));
+        bar.set_style(bar_style(
+            "{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ));
+        bar.set_message(format!("{files} files"));
+        if let Ok(mut t) = self.total.lock() {
+            if let Some(old) = t.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
     }
 
     fn waiting_for_lock(&self, lock: &Path, waited: Duration) {
@@ -99,6 +175,20 @@ impl Reporter for CliReporter {
     fn warning(&self, message: &str) {
         if !self.quiet {
             self.println(&format!("warning: {message}"));
+        }
+    }
+
+    fn debug(&self, message: &str) {
+        if self.verbose {
+            self.println(&format!("debug: {message}"));
+        }
+    }
+}
+
+impl Drop for CliReporter {
+    fn drop(&mut self) {
+        if let Some(t) = self.total.get_mut().ok().and_then(Option::take) {
+            t.finish_and_clear();
         }
     }
 }

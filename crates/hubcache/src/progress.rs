@@ -15,6 +15,8 @@ pub trait Reporter: Send + Sync {
     fn warning(&self, _message: &str) {}
     /// Detail worth a log line but not a warning (e.g. a best-effort write the cache refused).
     fn debug(&self, _message: &str) {}
+    /// A snapshot (or `sync`) starts fetching `files` files of `bytes` bytes together.
+    fn batch_started(&self, _files: usize, _bytes: u64) {}
 }
 
 /// Progress of one file transfer.
@@ -25,6 +27,8 @@ pub trait FileProgress: Send {
     fn restart(&mut self) {}
     /// The transfer finished (successfully or not).
     fn finish(&mut self) {}
+    /// How the transfer runs, for a verbose log (connections, parts, retries, fallbacks).
+    fn detail(&mut self, _message: &str) {}
 }
 
 /// A reporter that ignores everything.

@@ -123,6 +123,8 @@ pub struct Settings {
     pub max_connections: Option<usize>,
     /// `HUBCACHE_CONNECTION_BUDGET`: most content connections at once, all files together.
     pub connection_budget: Option<usize>,
+    /// `HUBCACHE_VERBOSE`: log how transfers run (connections, parts, retries) on stderr.
+    pub verbose: bool,
 }
 
 /// Python's `_is_true`: upper-cased value in {1, ON, YES, TRUE}; no trimming.
@@ -220,6 +222,7 @@ impl Settings {
             connection_budget: var("HUBCACHE_CONNECTION_BUDGET")
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .filter(|n| *n > 0),
+            verbose: is_true(var("HUBCACHE_VERBOSE").as_deref()),
             proxies: Proxies {
                 http: either("HTTP_PROXY"),
                 https: either("HTTPS_PROXY"),

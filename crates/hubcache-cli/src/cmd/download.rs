@@ -61,6 +61,10 @@ pub struct DownloadArgs {
     /// No progress bars or warnings; only the result and errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Log on stderr how each transfer runs: connections, parts, retries, fallbacks
+    /// (default: HUBCACHE_VERBOSE). Stdout is unchanged.
+    #[arg(long, short)]
+    verbose: bool,
     /// Fetch nothing: print each file that would be placed (size, cached or not) and the totals.
     #[arg(long)]
     dry_run: bool,
@@ -80,7 +84,9 @@ pub fn run(settings: &Settings, args: DownloadArgs) -> CmdResult {
     let repo = Repo::new(RepoId::new(&args.repo_id).map_err(Error::from)?, repo_type);
     let revision = Revision::new(&args.revision).map_err(Error::from)?;
     let counter = Arc::new(plan::Counter::default());
-    let mut builder = crate::hub_builder(settings, args.cache_dir.as_ref(), args.token.as_ref(), args.quiet);
+    let mut settings = settings.clone();
+    settings.verbose |= args.verbose;
+    let mut builder = crate::hub_builder(&settings, args.cache_dir.as_ref(), args.token.as_ref(), args.quiet);
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(usize::from(n));
     }

@@ -719,3 +719,63 @@ fn python_downloads_the_same_file_during_a_parallel_transfer() {
         "Python offline reads the right bytes"
     );
 }
+
+/// `--verbose` logs how a ranged transfer runs on stderr; stdout still holds only the path.
+#[test]
+fn verbose_logs_connections_and_parts_on_stderr_only() {
+    const SIZE: u64 = 40 * MIB;
+    let hub = FakeHub::start();
+    let data = content(SIZE);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    // A capped link (the first connection is measured slow) and one failed part.
+    hub.set_wan(hubcache_test_support::Wan {
+        cdn_rate: Some(40_000_000),
+        ..Default::default()
+    });
+    hub.inject(FaultRule::new("/lfs/", Fault::Delay { millis: 0 }).on_method("GET"));
+    hub.inject(
+        FaultRule::new(
+            "/lfs/",
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        )
+        .on_method("GET"),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let out = run(
+        home.path(),
+        &hub,
+        &cache,
+        &["download", "org/big", "model.safetensors", "--verbose"],
+    )
+    .env("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = single_path(&out);
+    assert!(fs::read(&path).unwrap() == data);
+    assert_eq!(
+        common::stdout(&out).trim(),
+        path.to_string_lossy(),
+        "stdout is the path alone"
+    );
+    let log = stderr(&out);
+    assert!(
+        log.contains("model.safetensors: first connection at") && log.contains("connection(s), up to 16"),
+        "{log}"
+    );
+    assert!(log.contains("again in"), "the failed part is logged: {log}");
+    assert_eq!(
+        content_gets(&hub).iter().filter(|g| g.status == 500).count(),
+        1,
+        "the fault fired"
+    );
+}

@@ -122,6 +122,16 @@ impl Hub {
         if writes {
             self.check_snapshot_space(req, &commit, &selected)?;
         }
+        if req.local_dir.is_none() {
+            let todo: Vec<u64> = selected
+                .iter()
+                .filter(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)))
+                .map(|(_, f)| f.content_size())
+                .collect();
+            if !todo.is_empty() {
+                self.reporter.batch_started(todo.len(), todo.iter().sum());
+            }
+        }
         let ranged = self.client.config().ranged;
         let weight = |(_, file): &(RepoPath, tree::TreeFile)| memory_weight(Some(file.content_size()), &ranged);
         let results: Vec<Result<PathBuf>> = fan_out(selected, req.max_workers, weight, |(path, file)| {

@@ -142,6 +142,8 @@ struct Shared<'a> {
     running: AtomicUsize,
     target: AtomicUsize,
     tx: PartTx,
+    /// What the parts did since the coordinator last looked, for a verbose log.
+    events: Mutex<Vec<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,6 +151,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared<'_> {
+    /// Notes `message` for the verbose log.
+    fn event(&self, message: String) {
+        let mut events = lock(&self.events);
+        // Bounded: a transfer that retries endlessly must not grow this.
+        if events.len() < 256 {
+            events.push(message);
+        }
+    }
+
     fn location(&self) -> (u64, String) {
         lock(&self.location).clone()
     }
@@ -271,6 +282,7 @@ pub(super) async fn fetch(
         running: AtomicUsize::new(0),
         target: AtomicUsize::new(1),
         tx,
+        events: Mutex::new(Vec::new()),
     };
     let stop = coordinate(&sh, &cfg, progress).await;
     drop(sh);
@@ -316,7 +328,13 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
             let secs = at.elapsed().as_secs_f64();
             if now - from >= plan::PROBE_BYTES || at.elapsed() >= plan::PROBE_TIME {
                 let rate = (now - from) as f64 / secs.max(1e-3);
-                ramp = Some(Ramp::new(cfg.start_after_probe(rate), cfg.max_connections));
+                let start = cfg.start_after_probe(rate);
+                sh.event(format!(
+                    "first connection at {}/s: {start} connection(s), up to {}",
+                    crate::units::format_size(rate as u64),
+                    cfg.max_connections
+                ));
+                ramp = Some(Ramp::new(start, cfg.max_connections));
                 last = (Instant::now(), now);
             }
         }
@@ -355,16 +373,40 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
                 progress.advance(now - reported);
                 reported = now;
                 let secs = last.0.elapsed().as_secs_f64();
-                if let Some(ramp) = ramp.as_mut().filter(|_| secs > 0.0) {
-                    ramp.sample((now - last.1) as f64 / secs);
+                if secs < TICK.as_secs_f64() / 2.0 {
+                    // Too short a window to judge (the first tick after the probe).
+                    continue;
+                }
+                // Judged only while every wanted connection has work: near the end the rate
+                // falls because the parts run out, not because of the connections.
+                let busy = sh.running.load(Ordering::Relaxed) >= sh.target.load(Ordering::Relaxed) && sh.has_work();
+                if let Some(ramp) = ramp.as_mut().filter(|_| busy) {
+                    let before = ramp.target();
+                    let rate = (now - last.1) as f64 / secs;
+                    if ramp.sample(rate) != before {
+                        sh.event(format!(
+                            "{}/s on {before} connection(s): now {}",
+                            crate::units::format_size(rate as u64),
+                            ramp.target()
+                        ));
+                    }
                 }
                 last = (Instant::now(), now);
             }
+        }
+        for message in std::mem::take(&mut *lock(&sh.events)) {
+            progress.detail(&message);
         }
     }
     // Cancels the parts still running (their unsent bytes are not recorded as held).
     drop(workers);
     progress.advance(sh.received.load(Ordering::Relaxed) - reported);
+    for message in std::mem::take(&mut *lock(&sh.events)) {
+        progress.detail(&message);
+    }
+    if let Some(Stop::Fallback(why)) = &stop {
+        progress.detail(&format!("one plain stream instead of parts: {why}"));
+    }
     stop
 }
 
@@ -407,7 +449,10 @@ async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<(), Stop> {
         };
         if matches!(error, HubError::Status { status: 403, .. }) {
             match sh.refresh(generation).await {
-                Ok(true) => continue,
+                Ok(true) => {
+                    sh.event("the download location expired (403): resolved the file again".into());
+                    continue;
+                }
                 Ok(false) => {}
                 Err(e) => {
                     return Err(Stop::Failed {
@@ -419,7 +464,11 @@ async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<(), Stop> {
         }
         let held = part.lock().pos;
         match budget.after_failure(held, error.is_transient(), error.retry_after()) {
-            Some(delay) => tokio::time::sleep(delay).await,
+            Some(delay) => {
+                let end = part.lock().end;
+                sh.event(format!("part {held}-{end}: {error}; again in {delay:?}"));
+                tokio::time::sleep(delay).await
+            }
             None => {
                 return Err(Stop::Failed {
                     error,
@@ -577,6 +626,13 @@ async fn receive(
                 let rest = (s.pos, s.end);
                 s.end = s.pos;
                 drop(s);
+                sh.event(format!(
+                    "a connection at {}/s (fastest {}/s) replaced; bytes {}-{} go to a new one",
+                    crate::units::format_size(my_rate as u64),
+                    crate::units::format_size(sh.fastest() as u64),
+                    rest.0,
+                    rest.1
+                ));
                 if rest.0 < rest.1 {
                     lock(&sh.queue).push_front(rest);
                 }
