@@ -344,7 +344,7 @@ impl FileIdentity {
     }
 
     /// The file's size in bytes.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
     }
 }
@@ -465,7 +465,7 @@ pub fn link_blob_to_payload(
         return Ok(false);
     };
     let _lock = lock_payload_bounded(payload, timeout, on_wait)?;
-    if !usable_payload(payload, checked.len) || FileIdentity::of(payload).ok().as_ref() != Some(checked) {
+    if !usable_payload(payload, checked.size()) || FileIdentity::of(payload).ok().as_ref() != Some(checked) {
         return Ok(false);
     }
     let tmp = blob.with_file_name(format!(".{etag}.{}.shared", crate::fs::random_suffix()));

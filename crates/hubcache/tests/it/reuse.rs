@@ -247,7 +247,7 @@ fn reuse_links_a_shared_store_payload_by_xet_hash_as_python_does() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [etag.clone()], "no temporary link left");
+    assert_eq!(names, std::slice::from_ref(&etag), "no temporary link left");
 
     // Repo a's listing has no Xet hash, but repo b's blob is a shared symlink to the same
     // content: repo a is linked to that payload the Python way, not copied.
