@@ -276,6 +276,39 @@ impl BlobLock<'_> {
         self.writer.link_mode()
     }
 
+    /// A fresh name to stage an existing file's bytes for this blob,
+    /// `.<etag>.<8 hex>.reuse`: hidden like Python's own transient names in `blobs/`, and no
+    /// `.incomplete`, so no resume (ours or Python's) ever takes a hard link to another repo's
+    /// blob for a partial download of its own and writes into it.
+    pub fn stage_path(&self) -> PathBuf {
+        self.repo
+            .blobs_dir()
+            .join(format!(".{}.{}.reuse", self.etag, crate::fs::random_suffix()))
+    }
+
+    /// Removes the stage files a dead writer left for this blob; does nothing unless the lock
+    /// is really held (only then are they nobody's).
+    pub fn clear_stale_stages(&self) {
+        if !self.is_held() {
+            return;
+        }
+        let prefix = format!(".{}.", self.etag);
+        let Ok(entries) = std::fs::read_dir(self.repo.blobs_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let stale = name.to_str().is_some_and(|n| {
+                n.strip_prefix(&prefix)
+                    .and_then(|r| r.strip_suffix(".reuse"))
+                    .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Places a file staged by [`StagedBlob::stage`] (and checked by the caller) as the blob.
     /// Returns whether the blob is new; the staged file is removed either way.
     pub fn place_staged(&self, mut staged: StagedBlob) -> io::Result<bool> {
@@ -333,7 +366,7 @@ pub struct StagedBlob {
 }
 
 impl StagedBlob {
-    /// Stages `src` at `temp` (a fresh [`BlobLock::temp_path`]): a hard link when
+    /// Stages `src` at `temp` (a fresh [`BlobLock::stage_path`]): a hard link when
     /// `hard_link` and the file system allows it, else a copy. Blocking: run it off the async
     /// workers.
     pub fn stage(src: &Path, temp: PathBuf, hard_link: bool) -> io::Result<StagedBlob> {
@@ -471,6 +504,45 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(leftovers, ["e1"], "no temp file left behind");
+    }
+
+    #[test]
+    fn staged_blobs_are_placed_or_removed_and_stale_stages_cleared() {
+        let (dir, cache, repo) = setup();
+        let w =
+            CacheWriter::open_blocking(&cache, WriteOptions::new(LinkMode::Symlink, Duration::from_secs(5))).unwrap();
+        w.prepare_repo(&repo).unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"content").unwrap();
+        let blob = w.lock_blob_blocking(&repo, "e1").unwrap();
+        let stale = repo.blobs_dir().join(".e1.0a1b2c3d.reuse");
+        std::fs::write(&stale, b"dead").unwrap();
+        blob.clear_stale_stages();
+        assert_eq!(
+            stale.exists(),
+            !blob.is_held(),
+            "a stale stage goes when the lock is held"
+        );
+
+        // Dropped unplaced: removed.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), true).unwrap();
+        let path = staged.path().to_path_buf();
+        assert!(path.is_file());
+        drop(staged);
+        assert!(!path.exists());
+        // Placed: a hard link to the source.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), true).unwrap();
+        assert_eq!(staged.how(), Staging::HardLink);
+        assert!(blob.place_staged(staged).unwrap());
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&blob.blob_path()), ino(&src));
+        // Copy when asked (no hard link), and never over a blob already there.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), false).unwrap();
+        assert_eq!(staged.how(), Staging::Copy);
+        let path = staged.path().to_path_buf();
+        assert!(!blob.place_staged(staged).unwrap());
+        assert!(!path.exists());
     }
 
     #[test]

@@ -216,6 +216,9 @@ impl Hub {
         let candidates = off_worker(move || Ok(candidates(&root, &own, &etag, size)))
             .await
             .unwrap_or_default();
+        if !candidates.is_empty() {
+            blob.clear_stale_stages();
+        }
         for candidate in candidates {
             let reused = match candidate {
                 Candidate::Shared(payload) if store_usable => self.link_payload(path, known, blob, payload).await,
@@ -243,7 +246,7 @@ impl Hub {
         src: PathBuf,
         hard_link: bool,
     ) -> Option<Reused> {
-        let temp = blob.temp_path();
+        let temp = blob.stage_path();
         let (from, etag, size) = (src.clone(), known.etag.clone(), known.size);
         let staged = off_worker(move || {
             let staged = StagedBlob::stage(&from, temp, hard_link)?;
