@@ -141,6 +141,12 @@ impl Hub {
         let xet = self.listed_xet_hash(repo, path, known).await?;
         let payload = shared_store::payload_path(cache, &xet)?;
         if !shared_store::usable_payload(&payload, size) {
+            if std::fs::symlink_metadata(&payload).is_ok() {
+                self.reporter.debug(&format!(
+                    "the shared blob {} is not a readable file of {size} bytes; not using it",
+                    payload.display()
+                ));
+            }
             return None;
         }
         self.link_payload(path, known, blob, payload).await
