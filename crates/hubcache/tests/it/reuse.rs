@@ -319,3 +319,39 @@ fn reuse_is_skipped_with_force() {
     assert!(!shared_store::manifest_path(&payload).exists());
     assert!(!notes.debug_has("reused blob"));
 }
+
+#[test]
+fn reuse_copies_a_shared_payload_in_copy_mode_without_touching_the_store() {
+    let hub = FakeHub::start();
+    seed(&hub);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().canonicalize().unwrap();
+    let xet = xet_hash_of(&weights());
+    let payload = store_payload(&cache_dir, &xet, &weights());
+    // Repo a holds the weights as a shared link, as Python 2.4.0 leaves them.
+    let etag = sha256_hex(&weights());
+    let a = blob(&cache_dir, "org/a", &etag);
+    fs::create_dir_all(a.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(format!("../../blobs/{}/{xet}", &xet[..2]), &a).unwrap();
+    let manifest = shared_store::manifest_path(&payload);
+    fs::write(&manifest, format!("models--org--a/blobs/{etag}\n")).unwrap();
+    let notes = Arc::new(Notes::default());
+    let c = client(&hub, &cache_dir, &notes, true);
+
+    let req = FileRequest::new(
+        Repo::model("org/b").unwrap(),
+        Revision::main(),
+        RepoPath::new(WEIGHTS).unwrap(),
+    );
+    let path = c.download_file(&req).unwrap();
+    assert_eq!(content_gets(&hub), vec![], "copied from the payload");
+    assert_eq!(fs::read(&path).unwrap(), weights());
+    assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+    assert_ne!(inode(&path), inode(&payload), "a copy: copy mode links nothing");
+    assert_eq!(
+        fs::read_to_string(&manifest).unwrap(),
+        format!("models--org--a/blobs/{etag}\n"),
+        "the store is not touched"
+    );
+    assert!(notes.debug_has("(copy)"));
+}
