@@ -31,5 +31,7 @@ mod model;
 mod patterns;
 /// Resume across killed runs, full disks, leftovers of other writers.
 mod resume;
+/// Reuse before transfer beside Python: a blob linked from the shared store, read and swept by Python.
+mod reuse;
 /// Every cache writer in a loop beside `cache prune` in a loop: the writer protocol holds.
 mod writers_vs_prune;

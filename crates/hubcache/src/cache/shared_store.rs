@@ -221,6 +221,15 @@ pub fn manifest_references(payload: &Path, cache_dir: &Path) -> Option<BTreeSet<
 
 /// Takes the payload's lock as Python does (created without following symlinks, mode 0o666).
 fn lock_payload(payload: &Path, on_wait: &dyn Fn(&Path, Duration)) -> Result<LockedFile, CacheError> {
+    lock_payload_with(payload, Duration::MAX, on_wait)
+}
+
+/// [`lock_payload`] waiting at most `timeout`.
+fn lock_payload_with(
+    payload: &Path,
+    timeout: Duration,
+    on_wait: &dyn Fn(&Path, Duration),
+) -> Result<LockedFile, CacheError> {
     let path = lock_path(payload);
     let file = OpenOptions::new()
         .write(true)
@@ -242,7 +251,7 @@ fn lock_payload(payload: &Path, on_wait: &dyn Fn(&Path, Duration)) -> Result<Loc
     }
     let _ = file.set_permissions(fs::Permissions::from_mode(0o666));
     drop(file);
-    Ok(LockedFile::acquire_blocking(&path, Duration::MAX, on_wait)?)
+    Ok(LockedFile::acquire_blocking(&path, timeout, on_wait)?)
 }
 
 /// Collects one payload if its manifest proves no valid reference remains (then returns the
@@ -299,6 +308,177 @@ fn rewrite_manifest(manifest: &Path, refs: &BTreeSet<PathBuf>, cache: &Path) -> 
     result.map_err(|e| CacheError::io("rewrite the shared-blob manifest", manifest, e))
 }
 
+/// How long a soft (existence) lock is waited for where flock does not work, as in Python.
+const SOFT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `<cache>/blobs/<2 hex>/<xet hash>` for a valid Xet hash (64 lower-case hex, as Python's
+/// store requires: an upper-case hash never names a payload).
+pub fn payload_path(cache_dir: &Path, xet_hash: &str) -> Option<PathBuf> {
+    is_xet_hash(xet_hash).then(|| store_dir(cache_dir).join(&xet_hash[..2]).join(xet_hash))
+}
+
+/// What a payload was when it was hashed (device, inode, size, modification time), so the
+/// link step can prove, under the payload's lock, that it links the very file that was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileIdentity {
+    /// The identity of the regular file at `path` (not following symlinks).
+    pub fn of(path: &Path) -> io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::symlink_metadata(path)?;
+        if !m.file_type().is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(FileIdentity {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        })
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+}
+
+/// Python's `_is_usable_store_entry`: a regular, readable payload of exactly `expected_size`.
+pub fn usable_payload(payload: &Path, expected_size: u64) -> bool {
+    let regular_of_size =
+        fs::symlink_metadata(payload).is_ok_and(|m| m.file_type().is_file() && m.len() == expected_size);
+    regular_of_size && rustix::fs::access(payload, rustix::fs::Access::READ_OK).is_ok()
+}
+
+/// Whether `payload` is a well-formed payload path of the marked store of `cache_dir`.
+fn is_payload_path(payload: &Path, cache_dir: &Path) -> bool {
+    let store = normalize(&store_dir(cache_dir));
+    let payload = normalize(payload);
+    let in_store = payload.strip_prefix(&store).is_ok_and(|r| r.components().count() == 2);
+    let named = payload.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        is_xet_hash(n) && payload.parent().and_then(Path::file_name).and_then(|p| p.to_str()) == Some(&n[..2])
+    });
+    in_store && named
+}
+
+/// The payload's lock, held until dropped: the flock of `<payload>.lock`, or where flock does
+/// not work Python's fallback, the existence of `<payload>.lock.soft`.
+struct PayloadLock {
+    _flock: LockedFile,
+    soft: Option<PathBuf>,
+}
+
+impl Drop for PayloadLock {
+    fn drop(&mut self) {
+        if let Some(soft) = self.soft.take() {
+            let _ = fs::remove_file(soft);
+        }
+    }
+}
+
+/// Takes the payload's lock (waiting at most `timeout` for the flock, 10 s for a soft lock).
+fn lock_payload_bounded(
+    payload: &Path,
+    timeout: Duration,
+    on_wait: &dyn Fn(&Path, Duration),
+) -> Result<PayloadLock, CacheError> {
+    let flock = lock_payload_with(payload, timeout, on_wait)?;
+    if flock.is_held() {
+        return Ok(PayloadLock {
+            _flock: flock,
+            soft: None,
+        });
+    }
+    let soft = sibling(payload, "lock.soft");
+    let start = std::time::Instant::now();
+    loop {
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&soft);
+        match created {
+            Ok(_) => {
+                return Ok(PayloadLock {
+                    _flock: flock,
+                    soft: Some(soft),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && start.elapsed() < SOFT_LOCK_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(CacheError::io("take the shared-blob soft lock", &soft, e)),
+        }
+    }
+}
+
+/// Appends one reference line to the manifest and flushes it (before the link it names
+/// appears), as Python does: created without following symlinks, mode 0o666.
+fn append_manifest_reference(manifest: &Path, relative_blob: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o666)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(manifest)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("the shared-blob manifest is not a regular file"));
+    }
+    let _ = file.set_permissions(fs::Permissions::from_mode(0o666));
+    file.write_all(format!("{relative_blob}\n").as_bytes())?;
+    file.sync_all()
+}
+
+/// Python's `try_link_from_shared_store` for a payload that was already checked: under the
+/// payload's lock, if it is still the file `checked` describes (and a usable entry of that
+/// size), `blob` becomes a relative symlink to it, its manifest line appended and flushed
+/// first. `Ok(false)`: not linked (no marked store, a path outside the cache, the payload gone
+/// or changed); the caller downloads instead.
+pub fn link_blob_to_payload(
+    blob: &Path,
+    payload: &Path,
+    cache_dir: &Path,
+    checked: &FileIdentity,
+    timeout: Duration,
+    on_wait: &dyn Fn(&Path, Duration),
+) -> Result<bool, CacheError> {
+    let store = store_dir(cache_dir);
+    let Some(relative_blob) = relative_blob_path(blob, cache_dir) else {
+        return Ok(false);
+    };
+    if !is_store_dir(&store) || !is_payload_path(payload, cache_dir) {
+        return Ok(false);
+    }
+    let Some(hash) = payload.file_name().and_then(|n| n.to_str()) else {
+        return Ok(false);
+    };
+    // relative_blob_path proved `blob` is `<cache>/<repo folder>/blobs/<etag>`.
+    let target = PathBuf::from(format!("../../{STORE_DIR_NAME}/{}/{hash}", &hash[..2]));
+    let Some(etag) = blob.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(false);
+    };
+    let _lock = lock_payload_bounded(payload, timeout, on_wait)?;
+    if !usable_payload(payload, checked.size()) || FileIdentity::of(payload).ok().as_ref() != Some(checked) {
+        return Ok(false);
+    }
+    let tmp = blob.with_file_name(format!(".{etag}.{}.shared", crate::fs::random_suffix()));
+    let result = (|| {
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        append_manifest_reference(&manifest_path(payload), &relative_blob)?;
+        fs::rename(&tmp, blob)
+    })();
+    let _ = fs::remove_file(&tmp);
+    result.map_err(|e| CacheError::io("link from the shared blob store", blob, e))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -319,6 +499,47 @@ pub(crate) mod tests {
         }
         fs::write(manifest_path(&payload), manifest).unwrap();
         payload
+    }
+
+    #[test]
+    fn links_a_checked_payload_as_python_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let xet = format!("ef{}", "3".repeat(62));
+        let payload = shared_fixture(cache, &xet, b"payload", "e1", &["models--o--a"]);
+        let blobs = cache.join("models--o--b/blobs");
+        fs::create_dir_all(&blobs).unwrap();
+        let blob = blobs.join("e1");
+        let checked = FileIdentity::of(&payload).unwrap();
+        let no_wait = |_: &Path, _: Duration| {};
+        assert!(link_blob_to_payload(&blob, &payload, cache, &checked, Duration::from_secs(5), &no_wait).unwrap());
+        assert_eq!(
+            fs::read_link(&blob).unwrap(),
+            PathBuf::from(format!("../../blobs/ef/{xet}"))
+        );
+        assert_eq!(
+            fs::read_to_string(manifest_path(&payload)).unwrap(),
+            "models--o--a/blobs/e1\nmodels--o--b/blobs/e1\n"
+        );
+        assert_eq!(manifest_references(&payload, cache).unwrap().len(), 2);
+        let leftovers: Vec<_> = fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["e1"], "no temporary link left");
+
+        // A payload changed since it was checked is not linked, and nothing is written.
+        let other = cache.join("models--o--c/blobs/e1");
+        fs::create_dir_all(other.parent().unwrap()).unwrap();
+        fs::remove_file(&payload).unwrap();
+        fs::write(&payload, b"PAYLOAD").unwrap();
+        assert!(!link_blob_to_payload(&other, &payload, cache, &checked, Duration::from_secs(5), &no_wait).unwrap());
+        assert!(fs::symlink_metadata(&other).is_err());
+        assert_eq!(manifest_references(&payload, cache).unwrap().len(), 2);
+        // Outside the cache layout, or without the marker: no link.
+        let stray = cache.join("elsewhere/e1");
+        let fresh = FileIdentity::of(&payload).unwrap();
+        assert!(!link_blob_to_payload(&stray, &payload, cache, &fresh, Duration::from_secs(5), &no_wait).unwrap());
+        fs::write(store_dir(cache).join(MARKER_NAME), b"2\n").unwrap();
+        assert!(!link_blob_to_payload(&other, &payload, cache, &fresh, Duration::from_secs(5), &no_wait).unwrap());
+        assert!(fs::symlink_metadata(&other).is_err());
     }
 
     #[test]

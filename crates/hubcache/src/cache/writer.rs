@@ -26,6 +26,7 @@ use std::time::Duration;
 use super::commit;
 pub use super::commit::{AdoptedParts, LinkMode};
 use super::layout::{CacheLayout, RepoLayout};
+use super::shared_store::{self, FileIdentity};
 use super::tree::{self, TreeFile};
 use crate::lock::{LockError, LockedFile};
 use crate::repo::{CommitHash, RepoPath};
@@ -270,6 +271,69 @@ impl BlobLock<'_> {
         placed.map(|_| true)
     }
 
+    /// How the writer materialises entries (copy mode also means: no hard links between repos).
+    pub fn link_mode(&self) -> LinkMode {
+        self.writer.link_mode()
+    }
+
+    /// A fresh name to stage an existing file's bytes for this blob,
+    /// `.<etag>.<8 hex>.reuse`: hidden like Python's own transient names in `blobs/`, and no
+    /// `.incomplete`, so no resume (ours or Python's) ever takes a hard link to another repo's
+    /// blob for a partial download of its own and writes into it.
+    pub fn stage_path(&self) -> PathBuf {
+        self.repo
+            .blobs_dir()
+            .join(format!(".{}.{}.reuse", self.etag, crate::fs::random_suffix()))
+    }
+
+    /// Removes the stage files a dead writer left for this blob; does nothing unless the lock
+    /// is really held (only then are they nobody's).
+    pub fn clear_stale_stages(&self) {
+        if !self.is_held() {
+            return;
+        }
+        let prefix = format!(".{}.", self.etag);
+        let Ok(entries) = std::fs::read_dir(self.repo.blobs_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let stale = name.to_str().is_some_and(|n| {
+                n.strip_prefix(&prefix)
+                    .and_then(|r| r.strip_suffix(".reuse"))
+                    .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Places a file staged by [`StagedBlob::stage`] (and checked by the caller) as the blob.
+    /// Returns whether the blob is new; the staged file is removed either way.
+    pub fn place_staged(&self, mut staged: StagedBlob) -> io::Result<bool> {
+        if self.blob_exists() {
+            return Ok(false);
+        }
+        self.persist(&staged.temp)?;
+        staged.placed = true;
+        Ok(true)
+    }
+
+    /// The work of linking this blob to a shared-store payload the caller has checked
+    /// ([`shared_store::link_blob_to_payload`]), as a job for the blocking pool: it takes the
+    /// payload's lock, which may wait. Run it while this etag lock is held.
+    pub fn shared_link(&self, payload: PathBuf, checked: FileIdentity) -> SharedLink {
+        SharedLink {
+            blob: self.blob_path(),
+            payload,
+            cache_dir: self.writer.cache.root().to_path_buf(),
+            checked,
+            timeout: self.writer.options.lock_timeout,
+            on_wait: self.writer.options.on_wait.clone(),
+        }
+    }
+
     /// `snapshots/<commit>/<path>`, where [`BlobLock::link`] puts an entry.
     pub fn entry_path(&self, commit: &CommitHash, path: &RepoPath) -> PathBuf {
         self.repo.snapshot_file(commit, path)
@@ -279,6 +343,109 @@ impl BlobLock<'_> {
     /// copy mode it is then moved, not copied). Returns the entry's path.
     pub fn link(&self, commit: &CommitHash, path: &RepoPath, new_blob: bool) -> io::Result<PathBuf> {
         commit::link_snapshot(&self.repo, commit, path, &self.etag, self.writer.link_mode(), new_blob)
+    }
+}
+
+/// How a [`StagedBlob`] got its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staging {
+    /// A hard link to the source (same inode).
+    HardLink,
+    /// A copy of the source's bytes.
+    Copy,
+}
+
+/// A temp file in a repo's `blobs/` holding an existing file's bytes (hard link or copy), not
+/// yet a blob: the caller checks its hash, then [`BlobLock::place_staged`] places it. Removed
+/// when dropped unless placed, so a staged file that fails its check never stays behind.
+#[derive(Debug)]
+pub struct StagedBlob {
+    temp: PathBuf,
+    how: Staging,
+    placed: bool,
+}
+
+impl StagedBlob {
+    /// Stages `src` at `temp` (a fresh [`BlobLock::stage_path`]): a hard link when
+    /// `hard_link` and the file system allows it, else a copy. Blocking: run it off the async
+    /// workers.
+    pub fn stage(src: &Path, temp: PathBuf, hard_link: bool) -> io::Result<StagedBlob> {
+        if hard_link && std::fs::hard_link(src, &temp).is_ok() {
+            return Ok(StagedBlob {
+                temp,
+                how: Staging::HardLink,
+                placed: false,
+            });
+        }
+        // Owned before the copy starts, so a copy cut short is removed.
+        let staged = StagedBlob {
+            temp,
+            how: Staging::Copy,
+            placed: false,
+        };
+        std::fs::copy(src, &staged.temp)?;
+        // A copy keeps the source's mode; a read-only payload's copy is still a blob of ours.
+        let _ = make_owner_writable(&staged.temp);
+        Ok(staged)
+    }
+
+    /// The staged file.
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Hard link or copy.
+    pub fn how(&self) -> Staging {
+        self.how
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn make_owner_writable(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o200))
+}
+
+/// Linking one blob to a checked shared-store payload, made by [`BlobLock::shared_link`].
+pub struct SharedLink {
+    blob: PathBuf,
+    payload: PathBuf,
+    cache_dir: PathBuf,
+    checked: FileIdentity,
+    timeout: Duration,
+    on_wait: WaitReporter,
+}
+
+impl SharedLink {
+    /// Links the blob (blocking: the payload's lock may be contended). `Ok(false)`: the store,
+    /// the payload or the paths did not allow it; nothing was changed.
+    pub fn run(self) -> Result<bool, super::CacheError> {
+        let on_wait = self.on_wait.clone();
+        shared_store::link_blob_to_payload(
+            &self.blob,
+            &self.payload,
+            &self.cache_dir,
+            &self.checked,
+            self.timeout,
+            &|p, w| on_wait(p, w),
+        )
+    }
+}
+
+impl fmt::Debug for SharedLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLink")
+            .field("blob", &self.blob)
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,6 +504,45 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(leftovers, ["e1"], "no temp file left behind");
+    }
+
+    #[test]
+    fn staged_blobs_are_placed_or_removed_and_stale_stages_cleared() {
+        let (dir, cache, repo) = setup();
+        let w =
+            CacheWriter::open_blocking(&cache, WriteOptions::new(LinkMode::Symlink, Duration::from_secs(5))).unwrap();
+        w.prepare_repo(&repo).unwrap();
+        let src = dir.path().join("src.bin");
+        std::fs::write(&src, b"content").unwrap();
+        let blob = w.lock_blob_blocking(&repo, "e1").unwrap();
+        let stale = repo.blobs_dir().join(".e1.0a1b2c3d.reuse");
+        std::fs::write(&stale, b"dead").unwrap();
+        blob.clear_stale_stages();
+        assert_eq!(
+            stale.exists(),
+            !blob.is_held(),
+            "a stale stage goes when the lock is held"
+        );
+
+        // Dropped unplaced: removed.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), true).unwrap();
+        let path = staged.path().to_path_buf();
+        assert!(path.is_file());
+        drop(staged);
+        assert!(!path.exists());
+        // Placed: a hard link to the source.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), true).unwrap();
+        assert_eq!(staged.how(), Staging::HardLink);
+        assert!(blob.place_staged(staged).unwrap());
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&blob.blob_path()), ino(&src));
+        // Copy when asked (no hard link), and never over a blob already there.
+        let staged = StagedBlob::stage(&src, blob.stage_path(), false).unwrap();
+        assert_eq!(staged.how(), Staging::Copy);
+        let path = staged.path().to_path_buf();
+        assert!(!blob.place_staged(staged).unwrap());
+        assert!(!path.exists());
     }
 
     #[test]

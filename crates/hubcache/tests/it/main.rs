@@ -16,3 +16,5 @@ mod models;
 mod ranged;
 /// Resume across calls from kept temp files, and wrong bytes never resumed from.
 mod resume;
+/// Reuse before transfer: another repo's blob, or a shared-store payload, instead of a download.
+mod reuse;
