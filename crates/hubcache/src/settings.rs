@@ -113,6 +113,8 @@ pub struct Settings {
     pub disable_progress_bars: Option<bool>,
     /// `HF_HUB_DISABLE_SYMLINKS`.
     pub disable_symlinks: bool,
+    /// `HF_HUB_DISABLE_SHARED_BLOBS` or `HF_HUB_DISABLE_XET`: never link from the shared blob store.
+    pub disable_shared_blobs: bool,
     /// Proxies from the usual variables.
     pub proxies: Proxies,
     /// `HUBCACHE_LOCK_TIMEOUT` (seconds): how long to wait for another process's download lock.
@@ -212,6 +214,8 @@ impl Settings {
             download_timeout: timeout("HF_HUB_DOWNLOAD_TIMEOUT"),
             disable_progress_bars: var("HF_HUB_DISABLE_PROGRESS_BARS").map(|v| is_true(Some(&v))),
             disable_symlinks: is_true(var("HF_HUB_DISABLE_SYMLINKS").as_deref()),
+            disable_shared_blobs: is_true(var("HF_HUB_DISABLE_SHARED_BLOBS").as_deref())
+                || is_true(var("HF_HUB_DISABLE_XET").as_deref()),
             lock_timeout: var("HUBCACHE_LOCK_TIMEOUT")
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
@@ -386,6 +390,9 @@ mod tests {
             Some(false)
         );
         assert!(settings(&[("HF_HUB_DISABLE_SYMLINKS", "true")]).disable_symlinks);
+        assert!(settings(&[("HF_HUB_DISABLE_SHARED_BLOBS", "1")]).disable_shared_blobs);
+        assert!(settings(&[("HF_HUB_DISABLE_XET", "yes")]).disable_shared_blobs);
+        assert!(!settings(&[]).disable_shared_blobs);
         assert_eq!(
             settings(&[("HUBCACHE_LOCK_TIMEOUT", "90")]).lock_timeout,
             Some(Duration::from_secs(90))

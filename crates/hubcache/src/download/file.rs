@@ -31,10 +31,6 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
-// Declared here, not in `download/mod.rs`, to keep this change to the file pipeline's files.
-#[path = "reuse.rs"]
-mod reuse;
-
 use super::{FileRequest, Hub};
 use crate::cache::lookup::{self, CacheLookup};
 use crate::cache::writer::AdoptedParts;

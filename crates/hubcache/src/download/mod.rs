@@ -4,6 +4,7 @@ pub(crate) mod fanout;
 pub(crate) mod file;
 mod local_dir;
 pub mod patterns;
+mod reuse;
 mod snapshot;
 pub mod trees;
 
@@ -112,6 +113,7 @@ pub struct Hub {
     cache: CacheLayout,
     offline: bool,
     disable_symlinks: bool,
+    disable_shared_blobs: bool,
     lock_timeout: Duration,
     reporter: Arc<dyn Reporter>,
 }
@@ -123,6 +125,7 @@ pub struct HubBuilder {
     cache_dir: PathBuf,
     offline: bool,
     disable_symlinks: bool,
+    disable_shared_blobs: bool,
     lock_timeout: Duration,
     disable_flock: bool,
     reporter: Arc<dyn Reporter>,
@@ -136,6 +139,7 @@ impl HubBuilder {
             cache_dir: cache_dir.into(),
             offline: false,
             disable_symlinks: false,
+            disable_shared_blobs: false,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             disable_flock: false,
             reporter: Arc::new(NoProgress),
@@ -151,6 +155,7 @@ impl HubBuilder {
         b.config.proxies = settings.proxies.clone();
         b.offline = settings.offline;
         b.disable_symlinks = settings.disable_symlinks;
+        b.disable_shared_blobs = settings.disable_shared_blobs;
         b.lock_timeout = settings.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         b.disable_flock = settings.disable_flock;
         if let Some(n) = settings.max_connections {
@@ -202,6 +207,13 @@ impl HubBuilder {
     /// Offline mode: every call is served from the cache only.
     pub fn offline(mut self, offline: bool) -> Self {
         self.offline = offline;
+        self
+    }
+
+    /// Never link blobs from huggingface_hub's shared blob store (`HF_HUB_DISABLE_SHARED_BLOBS`,
+    /// `HF_HUB_DISABLE_XET`).
+    pub fn disable_shared_blobs(mut self, disable: bool) -> Self {
+        self.disable_shared_blobs = disable;
         self
     }
 
@@ -275,6 +287,7 @@ impl HubBuilder {
             cache: CacheLayout::new(absolute(&self.cache_dir)),
             offline: self.offline,
             disable_symlinks: self.disable_symlinks,
+            disable_shared_blobs: self.disable_shared_blobs,
             lock_timeout: self.lock_timeout,
             reporter: self.reporter,
         })

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::KnownFile;
+use super::file::KnownFile;
 use crate::cache::commit::LinkMode;
 use crate::cache::shared_store::{self, FileIdentity};
 use crate::cache::tree::{self, TreeFile};
@@ -93,8 +93,9 @@ impl Hub {
         // A name that names no digest cannot be checked, so nothing is reused for it.
         DigestKind::for_etag(&known.etag)?;
         let cache = self.cache.root().to_path_buf();
-        let store_usable =
-            blob.link_mode() == LinkMode::Symlink && shared_store::is_store_dir(&shared_store::store_dir(&cache));
+        let store_usable = !self.disable_shared_blobs
+            && blob.link_mode() == LinkMode::Symlink
+            && shared_store::is_store_dir(&shared_store::store_dir(&cache));
         let mut reused = None;
         if store_usable {
             reused = self.reuse_listed_payload(repo, path, known, blob, &cache).await;

@@ -355,3 +355,34 @@ fn reuse_copies_a_shared_payload_in_copy_mode_without_touching_the_store() {
     );
     assert!(notes.debug_has("(copy)"));
 }
+
+#[test]
+fn reuse_leaves_the_shared_store_alone_when_it_is_disabled() {
+    let hub = FakeHub::start();
+    let (_, commit_b) = seed(&hub);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().canonicalize().unwrap();
+    let xet = xet_hash_of(&weights());
+    let payload = store_payload(&cache_dir, &xet, &weights());
+    write_listing(&cache_dir, "org/b", &commit_b, &xet);
+    let notes = Arc::new(Notes::default());
+    // As huggingface_hub with HF_HUB_DISABLE_SHARED_BLOBS (or HF_HUB_DISABLE_XET) set.
+    let builder = fast_builder(&hub, &cache_dir, 2, Duration::from_secs(2))
+        .disable_shared_blobs(true)
+        .reporter(notes.clone());
+    let c = blocking::Hub::new(builder).unwrap();
+    let req = FileRequest::new(
+        Repo::model("org/b").unwrap(),
+        Revision::main(),
+        RepoPath::new(WEIGHTS).unwrap(),
+    );
+    let path = c.download_file(&req).unwrap();
+    assert_eq!(content_gets(&hub).len(), 1, "downloaded, not linked");
+    assert_eq!(fs::read(&path).unwrap(), weights());
+    let b = blob(&cache_dir, "org/b", &sha256_hex(&weights()));
+    assert!(
+        fs::symlink_metadata(&b).unwrap().file_type().is_file(),
+        "a blob of its own"
+    );
+    assert!(!shared_store::manifest_path(&payload).exists(), "no reference recorded");
+}
