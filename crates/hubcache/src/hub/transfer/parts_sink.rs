@@ -9,7 +9,7 @@
 //! `HASH_QUEUE` read-back chunks of [`READ_BACK`] bytes to the hasher.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -187,14 +187,26 @@ impl PartWriter {
             }
         }
         let reach = self.held.contiguous_from(self.frontier);
+        if self.frontier < reach && self.hash.is_some() {
+            self.reader.seek(SeekFrom::Start(self.frontier))?;
+        }
         while self.frontier < reach {
-            let n = usize::try_from(reach - self.frontier).map_or(READ_BACK, |left| left.min(READ_BACK));
-            let mut buf = vec![0u8; n];
-            self.reader.read_exact_at(&mut buf, self.frontier)?;
-            if let Some(h) = &self.hash {
-                h.update(Bytes::from(buf));
+            let n = (reach - self.frontier).min(READ_BACK as u64);
+            let Some(h) = &self.hash else {
+                self.frontier = reach;
+                break;
+            };
+            // Read into spare capacity: no zeroing of a buffer about to be overwritten.
+            let mut buf = Vec::with_capacity(READ_BACK);
+            (&mut self.reader).take(n).read_to_end(&mut buf)?;
+            if buf.len() as u64 != n {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the parts file is shorter than the bytes written to it",
+                ));
             }
-            self.frontier += n as u64;
+            h.update(Bytes::from(buf));
+            self.frontier += n;
         }
         Ok(())
     }

@@ -243,10 +243,26 @@ pub fn pick_split(parts: &[PartView], expected_rate: f64) -> Option<(usize, u64)
 }
 
 /// Whether a connection receiving at `rate` (after `received` bytes of its request) should be
-/// dropped for a new one, when the fastest connection of the file runs at `fastest`: on a CDN,
-/// a new connection often lands on a faster edge.
-pub fn should_recycle(rate: f64, received: u64, fastest: f64, recycles_left: u32) -> bool {
-    recycles_left > 0 && received >= RECYCLE_AFTER && fastest > 0.0 && rate < fastest * SLOW_FRACTION
+/// dropped for a new one, when a good connection of the file gets `typical` ([`typical_rate`]):
+/// on a CDN, a new connection often lands on a faster edge. Connections slowed alike (a shared
+/// bottleneck, the CPU) are never recycled.
+pub fn should_recycle(rate: f64, received: u64, typical: f64, recycles_left: u32) -> bool {
+    recycles_left > 0 && received >= RECYCLE_AFTER && typical > 0.0 && rate < typical * SLOW_FRACTION
+}
+
+/// Running parts measured before a typical rate is judged.
+const TYPICAL_MIN_PARTS: usize = 4;
+
+/// What a good connection gets now: the upper quartile of the measured rates (0: fewer than
+/// four measured). The upper quartile, not the median: when most edges are slow, the median is
+/// a slow one.
+pub fn typical_rate(rates: &[f64]) -> f64 {
+    let mut measured: Vec<f64> = rates.iter().copied().filter(|r| *r > 0.0).collect();
+    if measured.len() < TYPICAL_MIN_PARTS {
+        return 0.0;
+    }
+    measured.sort_by(f64::total_cmp);
+    measured[measured.len() * 3 / 4]
 }
 
 /// How many recycles a file may make: enough to draw a new edge a few times per connection.
@@ -458,6 +474,20 @@ mod tests {
         }];
         assert_eq!(pick_split(&small, 1e9), None);
         assert_eq!(pick_split(&[], 1e9), None);
+    }
+
+    #[test]
+    fn the_typical_rate_is_the_upper_quartile() {
+        assert_eq!(typical_rate(&[1.0, 2.0, 3.0]), 0.0, "too few measured");
+        assert_eq!(typical_rate(&[0.0, 0.0, 5.0, 6.0, 7.0]), 0.0, "unmeasured parts do not count");
+        // CloudFront: 11 slow edges, 5 fast ones: a good connection is a fast one.
+        let mut edges = vec![8.7e6; 11];
+        edges.extend([68e6; 5]);
+        assert_eq!(typical_rate(&edges), 68e6);
+        // A shared bottleneck slows them all alike: nobody is far below typical.
+        let alike = [14e6, 15e6, 16e6, 17e6, 13e6, 15e6];
+        let t = typical_rate(&alike);
+        assert!(alike.iter().all(|r| !should_recycle(*r, RECYCLE_AFTER, t, 5)));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! - A `403` on a part means the signed location expired: the resolve URL is asked again (at
 //!   most once per location, [`MAX_REFRESHES`] per file) and the parts continue there.
 //! - The number of connections follows a [`Ramp`]; an idle connection takes a share of the
-//!   part that will finish last ([`pick_split`]); a connection far slower than the fastest is
+//!   part that will finish last ([`pick_split`]); a connection far slower than a typical good one is
 //!   dropped and its rest handed to a new one ([`should_recycle`]).
 //!
 //! Memory: each part gathers at most [`WRITE_CHUNK`] bytes before handing them to the writer,
@@ -136,6 +136,9 @@ struct Shared<'a> {
     received: AtomicU64,
     /// Fastest rate of one request seen, bytes/s (f64 bits).
     fastest: AtomicU64,
+    /// What a good connection gets now: the upper quartile of the running parts' rates,
+    /// bytes/s (f64 bits; 0 until enough parts are measured).
+    typical: AtomicU64,
     recycles_left: AtomicU32,
     /// A part answered as a ranged answer should: the other connections may start.
     confirmed: AtomicBool,
@@ -166,6 +169,17 @@ impl Shared<'_> {
 
     fn fastest(&self) -> f64 {
         f64::from_bits(self.fastest.load(Ordering::Relaxed))
+    }
+
+    fn typical(&self) -> f64 {
+        f64::from_bits(self.typical.load(Ordering::Relaxed))
+    }
+
+    /// Measures what a good connection gets now, from the running parts' rates.
+    fn measure_typical(&self) {
+        let rates: Vec<f64> = lock(&self.active).iter().map(|p| p.view().rate).collect();
+        self.typical
+            .store(plan::typical_rate(&rates).to_bits(), Ordering::Relaxed);
     }
 
     fn note_rate(&self, rate: f64) {
@@ -277,6 +291,7 @@ pub(super) async fn fetch(
         refreshing: tokio::sync::Mutex::new(0),
         received: AtomicU64::new(0),
         fastest: AtomicU64::new(0f64.to_bits()),
+        typical: AtomicU64::new(0f64.to_bits()),
         recycles_left: AtomicU32::new(plan::recycle_budget(cfg.max_connections)),
         confirmed: AtomicBool::new(false),
         running: AtomicUsize::new(0),
@@ -372,6 +387,7 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
                 let now = sh.received.load(Ordering::Relaxed);
                 progress.advance(now - reported);
                 reported = now;
+                sh.measure_typical();
                 let secs = last.0.elapsed().as_secs_f64();
                 if secs < TICK.as_secs_f64() / 2.0 {
                     // Too short a window to judge (the first tick after the probe).
@@ -552,6 +568,26 @@ async fn receive(
     gather: &mut Gather<'_>,
     location: &str,
 ) -> Result<GetEnd, GetErr> {
+    let mut unreported = 0u64;
+    let result = receive_chunks(sh, part, resp, gather, location, &mut unreported).await;
+    sh.received.fetch_add(unreported, Ordering::Relaxed);
+    result
+}
+
+/// Bytes a part receives between two additions to the shared count (one contended atomic
+/// per chunk costs on 2 cores; a paced connection delivers chunks of a few KiB).
+const REPORT_EVERY: u64 = 256 << 10;
+/// Bytes between two looks at whether this connection is too slow.
+const RECYCLE_CHECK_EVERY: u64 = 1 << 20;
+
+async fn receive_chunks(
+    sh: &Shared<'_>,
+    part: &Arc<Part>,
+    resp: &mut Response,
+    gather: &mut Gather<'_>,
+    location: &str,
+    unreported: &mut u64,
+) -> Result<GetEnd, GetErr> {
     let window = sh.client.config().read_timeout;
     let (start, end) = {
         let s = part.lock();
@@ -560,12 +596,21 @@ async fn receive(
     let mut rate = Rate::new(window, Some(end), start);
     let started = Instant::now();
     let mut got = 0u64;
+    let mut next_check = plan::RECYCLE_AFTER;
+    // One timer for the whole GET, moved only when a stall window ends (not one per chunk).
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let stall = tokio::time::sleep_until(rate.deadline().unwrap_or(far));
+    tokio::pin!(stall);
     loop {
-        let chunk = match rate.deadline() {
-            Some(at) => match tokio::time::timeout_at(at, resp.chunk()).await {
-                Ok(chunk) => chunk,
-                Err(_) => match rate.window_ended(part.lock().pos) {
-                    Ok(()) => continue,
+        let chunk = tokio::select! {
+            biased;
+            chunk = resp.chunk() => chunk,
+            () = &mut stall, if rate.deadline().is_some() => {
+                match rate.window_ended(part.lock().pos) {
+                    Ok(()) => {
+                        stall.as_mut().reset(rate.deadline().unwrap_or(far));
+                        continue;
+                    }
                     Err(received) => {
                         return Err(GetErr::Hub(HubError::TooSlow {
                             url: url::redact(location),
@@ -574,9 +619,8 @@ async fn receive(
                             window,
                         }))
                     }
-                },
-            },
-            None => resp.chunk().await,
+                }
+            }
         };
         let chunk = match chunk {
             Ok(Some(c)) => c,
@@ -603,19 +647,24 @@ async fn receive(
         if take > 0 {
             let n = usize::try_from(take).unwrap_or(chunk.len());
             gather.push(at, chunk.slice(..n)).await?;
-            sh.received.fetch_add(take, Ordering::Relaxed);
             rate.received(take);
             got += take;
+            *unreported += take;
+            if *unreported >= REPORT_EVERY {
+                sh.received.fetch_add(std::mem::take(unreported), Ordering::Relaxed);
+            }
         }
         if finished {
             return Ok(GetEnd::Done);
         }
-        if got >= plan::RECYCLE_AFTER {
+        if got >= next_check {
+            next_check = got + RECYCLE_CHECK_EVERY;
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             let my_rate = got as f64 / secs;
             sh.note_rate(my_rate);
             let left = sh.recycles_left.load(Ordering::Relaxed);
-            if should_recycle(my_rate, got, sh.fastest(), left)
+            let typical = sh.typical();
+            if should_recycle(my_rate, got, typical, left)
                 && sh
                     .recycles_left
                     .compare_exchange(left, left - 1, Ordering::Relaxed, Ordering::Relaxed)
@@ -627,9 +676,9 @@ async fn receive(
                 s.end = s.pos;
                 drop(s);
                 sh.event(format!(
-                    "a connection at {}/s (fastest {}/s) replaced; bytes {}-{} go to a new one",
+                    "a connection at {}/s (typical {}/s) replaced; bytes {}-{} go to a new one",
                     crate::units::format_size(my_rate as u64),
-                    crate::units::format_size(sh.fastest() as u64),
+                    crate::units::format_size(typical as u64),
                     rest.0,
                     rest.1
                 ));
