@@ -437,3 +437,35 @@ fn one_connection_means_one_plain_stream() {
     assert_eq!(gets.len(), 1);
     assert_eq!(gets[0].range, None);
 }
+
+#[test]
+fn a_fast_first_connection_keeps_one_connection_and_fetches_the_rest_in_one_get() {
+    let (hub, data, etag) = setup();
+    let cache = tempfile::tempdir().unwrap();
+    // Every first connection counts as fast here.
+    let ranged = RangedConfig {
+        max_connections: 4,
+        min_size: 2 * MIB,
+        part_size: PART,
+        fast_link: 0.0,
+    };
+    let c = blocking::Hub::new(fast_builder(&hub, cache.path(), 2, Duration::from_secs(1)).ranged(ranged)).unwrap();
+    let path = c.download_file(&request()).unwrap();
+    assert_placed(cache.path(), &path, &data, &etag);
+    let gets = cdn_gets(&hub);
+    let ranges: Vec<(u64, u64)> = gets.iter().map(|g| range_of(g).unwrap()).collect();
+    // Parts one after another while the first connection is measured (2 MiB or 50 ms; with
+    // 1 MiB parts a few go by), then the rest at once.
+    assert_eq!(ranges[0], (0, PART), "{gets:?}");
+    assert!(gets.len() < (SIZE / PART) as usize, "{ranges:?}");
+    let last = ranges.last().unwrap();
+    assert!(
+        last.1 == SIZE && last.1 - last.0 > PART,
+        "the rest in one GET: {ranges:?}"
+    );
+    let mut covered = RangeSet::new();
+    for &(a, b) in &ranges {
+        covered.insert(a, b);
+    }
+    assert_eq!(covered.ranges(), &[(0, SIZE)]);
+}

@@ -202,6 +202,18 @@ pub fn cut_parts(holes: &[(u64, u64)], part: u64) -> VecDeque<(u64, u64)> {
     out
 }
 
+/// Joins parts that touch (`a.end == b.start`) into one, in order.
+pub fn merge_adjacent(parts: VecDeque<(u64, u64)>) -> VecDeque<(u64, u64)> {
+    let mut out: VecDeque<(u64, u64)> = VecDeque::new();
+    for (s, e) in parts {
+        match out.back_mut() {
+            Some(last) if last.1 == s => last.1 = e,
+            _ => out.push_back((s, e)),
+        }
+    }
+    out
+}
+
 /// A running part as [`pick_split`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PartView {
@@ -417,6 +429,8 @@ mod tests {
             vec![(0, 10), (10, 20), (20, 25), (30, 31), (40, 50), (50, 60)]
         );
         assert!(cut_parts(&[], 10).is_empty());
+        let merged = merge_adjacent(cut_parts(&[(0, 25), (30, 31), (31, 40), (50, 60)], 10));
+        assert_eq!(Vec::from(merged), vec![(0, 25), (30, 40), (50, 60)]);
     }
 
     #[test]
@@ -479,7 +493,11 @@ mod tests {
     #[test]
     fn the_typical_rate_is_the_upper_quartile() {
         assert_eq!(typical_rate(&[1.0, 2.0, 3.0]), 0.0, "too few measured");
-        assert_eq!(typical_rate(&[0.0, 0.0, 5.0, 6.0, 7.0]), 0.0, "unmeasured parts do not count");
+        assert_eq!(
+            typical_rate(&[0.0, 0.0, 5.0, 6.0, 7.0]),
+            0.0,
+            "unmeasured parts do not count"
+        );
         // CloudFront: 11 slow edges, 5 fast ones: a good connection is a fast one.
         let mut edges = vec![8.7e6; 11];
         edges.extend([68e6; 5]);

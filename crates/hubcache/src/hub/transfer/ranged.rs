@@ -349,6 +349,12 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
                     crate::units::format_size(rate as u64),
                     cfg.max_connections
                 ));
+                if start == 1 {
+                    // One connection on a fast link: the rest in as few GETs as there are holes
+                    // (a second connection, if the ramp adds one, splits the running part).
+                    let mut queue = lock(&sh.queue);
+                    *queue = plan::merge_adjacent(std::mem::take(&mut *queue));
+                }
                 ramp = Some(Ramp::new(start, cfg.max_connections));
                 last = (Instant::now(), now);
             }
