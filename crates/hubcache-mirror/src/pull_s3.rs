@@ -206,8 +206,19 @@ impl Mirror {
                     .map_err(|e| store_error(&e))?;
                 return Ok(Served::Stored(stored(&meta)));
             }
-            // A fill of this blob under way in this process: wait for it.
-            let running = pulls.fills.lock().map_err(|_| internal())?.get(&etag).cloned();
+            // One fill per blob in this process: the first request registers it before
+            // asking for the lease; the others wait for its outcome.
+            let (done_tx, done_rx) = watch::channel(None);
+            let running = {
+                let mut m = pulls.fills.lock().map_err(|_| internal())?;
+                match m.get(&etag) {
+                    Some(f) => Some(f.clone()),
+                    None => {
+                        m.insert(etag.clone(), done_rx.clone());
+                        None
+                    }
+                }
+            };
             if let Some(mut fill) = running {
                 let outcome = fill.wait_for(Option::is_some).await.map(|o| o.clone()).ok().flatten();
                 if let Some(Err(e)) = outcome {
@@ -215,18 +226,25 @@ impl Mirror {
                 }
                 continue;
             }
-            match s3
-                .try_lease(&etag, &pulls.holder, pulls.lease_ttl)
-                .await
-                .map_err(|e| store_error(&e))?
-            {
+            let holder = format!("{}-{}", pulls.holder, hubcache::fs::random_suffix());
+            let acquired = s3.try_lease(&etag, &holder, pulls.lease_ttl).await;
+            let forget = || {
+                if let Ok(mut m) = pulls.fills.lock() {
+                    m.remove(&etag);
+                }
+            };
+            let acquired = match acquired {
+                Ok(a) => a,
+                Err(e) => {
+                    forget();
+                    let _ = done_tx.send(Some(Err(e.to_string())));
+                    return Err(store_error(&e));
+                }
+            };
+            match acquired {
                 Acquire::Held(lease) => {
                     let live = body == Want::Full;
                     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
-                    let (done_tx, done_rx) = watch::channel(None);
-                    if let Ok(mut m) = pulls.fills.lock() {
-                        m.insert(etag.clone(), done_rx.clone());
-                    }
                     let job = FillJob {
                         s3: s3.clone(),
                         hub: up_hub(up),
@@ -259,6 +277,9 @@ impl Mirror {
                     }
                 }
                 Acquire::Busy(_) => {
+                    // Another replica fills it: local waiters poll with us.
+                    forget();
+                    let _ = done_tx.send(Some(Ok(())));
                     if Instant::now() > deadline {
                         return Err(respond::hub_error(
                             StatusCode::GATEWAY_TIMEOUT,

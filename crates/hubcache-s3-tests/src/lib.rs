@@ -198,9 +198,10 @@ async fn faulty(
     let fault = {
         let mut s = shared.lock().map_err(|_| s3s::HttpError::new("poisoned".into()))?;
         s.requests.push(format!("{method} {path}{query}"));
-        let hit = s.faults.iter_mut().find(|f| {
-            f.times > 0 && f.method.is_none_or(|m| m == method) && path.contains(f.path_contains.as_str())
-        });
+        let hit = s
+            .faults
+            .iter_mut()
+            .find(|f| f.times > 0 && f.method.is_none_or(|m| m == method) && path.contains(f.path_contains.as_str()));
         let kind = hit.map(|f| {
             f.times -= 1;
             f.kind

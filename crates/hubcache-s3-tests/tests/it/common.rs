@@ -5,9 +5,11 @@ use hubcache::deploy::bundle::{export, ExportItem};
 use hubcache::{CommitHash, Repo, Revision, SnapshotRequest};
 use hubcache_test_support::{FakeHub, RepoKind};
 
-/// A repo with a regular file, a nested one and a 7 MiB LFS file (above the 5 MiB part minimum).
+/// A repo with a regular file, a nested one and a 12 MiB LFS file (one 8 MiB part and a rest).
 pub fn files() -> Vec<(String, Bytes)> {
-    let big: Vec<u8> = (0..(7u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..(12u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     vec![
         ("config.json".into(), Bytes::from_static(b"{\"fleet\": true}")),
         ("sub/dir/notes.txt".into(), Bytes::from_static(b"nested file\n")),
@@ -19,8 +21,7 @@ pub fn files() -> Vec<(String, Bytes)> {
 pub fn filled_cache(cache: &Path) -> (FakeHub, String) {
     let hub = FakeHub::start();
     let commit = hub.commit(RepoKind::Model, "org/fleet", "main", files());
-    let client =
-        hubcache::blocking::Hub::new(hubcache::HubBuilder::new(hub.url(), cache).offline(false)).unwrap();
+    let client = hubcache::blocking::Hub::new(hubcache::HubBuilder::new(hub.url(), cache).offline(false)).unwrap();
     let req = SnapshotRequest::new(Repo::model("org/fleet").unwrap(), Revision::main());
     client.snapshot(&req).unwrap();
     (hub, commit)
@@ -44,7 +45,11 @@ pub fn hubcache_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("hubcache");
-    assert!(bin.is_file(), "{} missing: run `cargo build -p hubcache-cli` (scripts/s3-test.sh does)", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} missing: run `cargo build -p hubcache-cli` (scripts/s3-test.sh does)",
+        bin.display()
+    );
     bin
 }
 

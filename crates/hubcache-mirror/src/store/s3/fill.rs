@@ -35,7 +35,8 @@ pub struct BlobUpload<'a> {
     buf: BytesMut,
     written: u64,
     multipart: Option<Box<dyn MultipartUpload>>,
-    pending: Vec<object_store::UploadPart>,
+    /// Parts uploading (spawned: an `UploadPart` does nothing until polled).
+    pending: Vec<tokio::task::JoinHandle<object_store::Result<()>>>,
 }
 
 impl<'a> BlobUpload<'a> {
@@ -116,14 +117,10 @@ impl<'a> BlobUpload<'a> {
         }
         if self.pending.len() >= PARTS_IN_FLIGHT {
             let first = self.pending.remove(0);
-            first.await.map_err(|source| StoreError::S3 {
-                op: "UploadPart",
-                key: self.key.clone(),
-                source,
-            })?;
+            join_part(first, &self.key).await?;
         }
         if let Some(up) = &mut self.multipart {
-            self.pending.push(up.put_part(PutPayload::from(part)));
+            self.pending.push(tokio::spawn(up.put_part(PutPayload::from(part))));
         }
         Ok(())
     }
@@ -168,9 +165,9 @@ impl<'a> BlobUpload<'a> {
         match self.multipart.take() {
             Some(mut up) => {
                 for p in std::mem::take(&mut self.pending) {
-                    if let Err(e) = p.await {
+                    if let Err(e) = join_part(p, &key).await {
                         self.multipart = Some(up);
-                        return Err(s3("UploadPart")(e));
+                        return Err(e);
                     }
                 }
                 if let Err(e) = up.complete().await {
@@ -197,6 +194,22 @@ impl<'a> BlobUpload<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Waits for one spawned part upload.
+async fn join_part(part: tokio::task::JoinHandle<object_store::Result<()>>, key: &str) -> Result<(), StoreError> {
+    match part.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(StoreError::S3 {
+            op: "UploadPart",
+            key: key.to_string(),
+            source,
+        }),
+        Err(e) => Err(StoreError::Io {
+            what: format!("the upload of {key}"),
+            source: std::io::Error::other(e),
+        }),
     }
 }
 

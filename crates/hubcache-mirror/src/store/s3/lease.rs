@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use object_store::{PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::layout::Lease;
-use super::{obj, S3Store, StoreError};
+use super::{obj, S3Store, StoreError, SETTLE};
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {
@@ -60,14 +60,15 @@ impl S3Store {
         };
         match self.meta().put_opts(&obj(&key), body(holder, ttl), create).await {
             Ok(r) => {
-                return Ok(Acquire::Held(LeaseGuard {
+                let guard = LeaseGuard {
                     key,
                     holder: holder.to_string(),
                     version: UpdateVersion {
                         e_tag: r.e_tag,
                         version: r.version,
                     },
-                }))
+                };
+                return self.confirm(guard, ttl).await;
             }
             Err(e) if lost(&e) => {}
             Err(source) => return Err(StoreError::S3 { op: "PUT", key, source }),
@@ -88,16 +89,33 @@ impl S3Store {
             ..Default::default()
         };
         match self.meta().put_opts(&obj(&key), body(holder, ttl), update).await {
-            Ok(r) => Ok(Acquire::Held(LeaseGuard {
-                key,
-                holder: holder.to_string(),
-                version: UpdateVersion {
-                    e_tag: r.e_tag,
-                    version: r.version,
-                },
-            })),
+            Ok(r) => {
+                let guard = LeaseGuard {
+                    key,
+                    holder: holder.to_string(),
+                    version: UpdateVersion {
+                        e_tag: r.e_tag,
+                        version: r.version,
+                    },
+                };
+                self.confirm(guard, ttl).await
+            }
             Err(e) if lost(&e) => Ok(Acquire::Busy(now_ms() + ttl.as_millis() as u64)),
             Err(source) => Err(StoreError::S3 { op: "PUT", key, source }),
+        }
+    }
+
+    /// A won write is confirmed by reading the lease back after [`SETTLE`]: on a server whose
+    /// conditional writes are not atomic, the last of racing writers holds it.
+    async fn confirm(&self, guard: LeaseGuard, ttl: Duration) -> Result<Acquire, StoreError> {
+        tokio::time::sleep(SETTLE).await;
+        match self.get_small(&guard.key).await? {
+            Some((bytes, version)) => match serde_json::from_slice::<Lease>(&bytes) {
+                Ok(l) if l.holder == guard.holder => Ok(Acquire::Held(LeaseGuard { version, ..guard })),
+                Ok(l) => Ok(Acquire::Busy(l.expires_ms)),
+                Err(_) => Ok(Acquire::Busy(now_ms() + ttl.as_millis() as u64)),
+            },
+            None => Ok(Acquire::Busy(0)),
         }
     }
 

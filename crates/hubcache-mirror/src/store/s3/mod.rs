@@ -223,6 +223,14 @@ pub enum StoreError {
         /// The cause.
         source: object_store::Error,
     },
+    /// The bucket does not exist (or the endpoint is not the right server).
+    #[error("the bucket `{bucket}` of {url} does not exist")]
+    NoBucket {
+        /// The store URL.
+        url: String,
+        /// The bucket.
+        bucket: String,
+    },
     /// The bucket holds something this build must not serve.
     #[error("refusing to use {url}: {detail}")]
     Layout {
@@ -279,6 +287,9 @@ impl StoreError {
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the bucket's policy"
                     .into(),
             ],
+            StoreError::NoBucket { .. } => {
+                vec!["create the bucket first, or check AWS_ENDPOINT_URL and the bucket name".into()]
+            }
             StoreError::Layout { .. } => vec![
                 "point --store at an empty prefix (it is initialised) or one written by this hubcache version".into(),
             ],
@@ -308,12 +319,19 @@ pub struct S3Store {
     data: Arc<dyn ObjectStore>,
     keys: Keys,
     url: String,
+    bucket: String,
     io_timeout: Duration,
     /// Immutable listings read so far.
     listings: Mutex<HashMap<(Repo, CommitHash), Listing>>,
     /// Snapshot manifests read so far (they only grow; a path missing here is read again).
     manifests: Mutex<HashMap<(Repo, CommitHash), Listing>>,
 }
+
+/// Pause before reading back a conditional write. On AWS S3 (and R2, MinIO) a conditional
+/// PUT is atomic; some S3-compatible servers (s3s-fs among them) check the condition, then
+/// write, so two racing writers can both succeed. Reading back after this pause (longer than
+/// a small PUT takes) tells the loser, which then merges and writes again.
+pub const SETTLE: Duration = Duration::from_millis(100);
 
 /// Memoised objects kept at most (each map is cleared when it grows past this).
 const MEMO_MAX: usize = 512;
@@ -340,6 +358,7 @@ impl S3Store {
             data: config.build(None)?,
             keys: Keys::new(&config.prefix),
             url: config.url(),
+            bucket: config.bucket.clone(),
             io_timeout: config.io_timeout,
             listings: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
@@ -407,6 +426,12 @@ impl S3Store {
                         o.location,
                         layout::MARKER
                     )))
+                }
+                Some(Err(e)) if e.to_string().contains("NoSuchBucket") => {
+                    return Err(StoreError::NoBucket {
+                        url: self.url.clone(),
+                        bucket: self.bucket.clone(),
+                    })
                 }
                 Some(Err(e)) => return Err(self.startup_err("LIST", self.keys.prefix(), e)),
                 None => {}
@@ -486,9 +511,12 @@ impl S3Store {
     /// read, retried on a lost race, so concurrent writers never lose an update.
     pub async fn write_ref(&self, repo: &Repo, name: &str, commit: &CommitHash) -> Result<(), StoreError> {
         let key = self.keys.git_ref(repo, name);
+        let mut wrote = false;
         for _ in 0..8 {
             let mode = match self.get_small(&key).await? {
                 Some((bytes, _)) if bytes.as_ref() == commit.as_str().as_bytes() => return Ok(()),
+                // Written, yet another commit is there: a later writer's update won.
+                Some(_) if wrote => return Ok(()),
                 Some((_, version)) => PutMode::Update(version),
                 None => PutMode::Create,
             };
@@ -498,7 +526,10 @@ impl S3Store {
             };
             let body = PutPayload::from(commit.as_str().to_string());
             match self.meta.put_opts(&obj(&key), body, opts).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    wrote = true;
+                    tokio::time::sleep(SETTLE).await;
+                }
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => continue,
                 Err(e) => return Err(s3_err("PUT", &key)(e)),
             }
@@ -625,10 +656,8 @@ impl S3Store {
                 .put_opts(&obj(&key), Self::to_map(&current).into(), opts)
                 .await
             {
-                Ok(_) => {
-                    Self::memo(&self.manifests, (repo.clone(), commit.clone()), Arc::new(current));
-                    return Ok(());
-                }
+                // Confirmed by the next round, after the settle pause (see [`SETTLE`]).
+                Ok(_) => tokio::time::sleep(SETTLE).await,
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                     // Lost the race: back off a little (jittered) and merge again.
                     let ms = 5 + u64::from(attempt) * 10 + fastrand_ms();
