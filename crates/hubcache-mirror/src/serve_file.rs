@@ -81,7 +81,7 @@ pub(crate) async fn resolve_file(
     let stream = match (live.take(), &blob) {
         // A live fill streams the whole file (asked for without a range).
         (Some(s), _) if start == 0 && len == size => s,
-        (_, Some(b)) => mirror.read_range(b, start, len).await.map_err(|e| io_error(&e))?,
+        (_, Some(b)) => mirror.read_range(b, start, len).await.map_err(|e| read_error(b, &e))?,
         _ => return Err(internal_msg()),
     };
     builder
@@ -97,6 +97,21 @@ fn internal(_: axum::http::Error) -> Response<Body> {
 
 fn internal_msg() -> Response<Body> {
     respond::hub_error(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error", None)
+}
+
+/// A blob that cannot be read: the store is failing (503 for an object store, as the Hub's
+/// CDN answers when its backend is), or the cache file is damaged (500).
+fn read_error(blob: &crate::store::BlobRef, e: &std::io::Error) -> Response<Body> {
+    match blob {
+        #[cfg(feature = "s3")]
+        crate::store::BlobRef::Object { .. } => respond::hub_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            &format!("the mirror's store failed: {e}"),
+            None,
+        ),
+        crate::store::BlobRef::File(_) => io_error(e),
+    }
 }
 
 fn io_error(e: &std::io::Error) -> Response<Body> {
