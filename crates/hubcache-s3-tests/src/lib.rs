@@ -411,3 +411,121 @@ pub fn http(addr: &SocketAddr, method: &str, path: &str, headers: &[(&str, &str)
         body: raw[split + 4..].to_vec(),
     })
 }
+
+/// A load balancer on 127.0.0.1 that sends each request to the next backend in turn
+/// (request by request, not connection by connection), counting what each one got.
+pub struct RoundRobin {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Requests forwarded to each backend.
+    pub counts: Arc<Vec<std::sync::atomic::AtomicUsize>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RoundRobin {
+    /// Balances over these backends (`http://host:port`).
+    pub fn start(backends: Vec<String>) -> RoundRobin {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let counts: Arc<Vec<AtomicUsize>> = Arc::new(backends.iter().map(|_| AtomicUsize::new(0)).collect());
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let c = counts.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .expect("client");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                addr_tx.send(listener.local_addr().expect("addr")).expect("send");
+                let next = Arc::new(AtomicUsize::new(0));
+                let backends = Arc::new(backends);
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        _ = &mut stop_rx => break,
+                        r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let (client, next, backends, c) = (client.clone(), next.clone(), backends.clone(), c.clone());
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (client, next, backends, c) = (client.clone(), next.clone(), backends.clone(), c.clone());
+                        async move {
+                            let i = next.fetch_add(1, Ordering::SeqCst) % backends.len();
+                            c[i].fetch_add(1, Ordering::SeqCst);
+                            forward(&client, &backends[i], req).await
+                        }
+                    });
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tcp), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("balancer thread died");
+        RoundRobin {
+            addr,
+            counts,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RoundRobin {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+async fn forward(
+    client: &reqwest::Client,
+    backend: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<ProxyBody>, std::io::Error> {
+    use futures_util::TryStreamExt;
+    use http_body_util::BodyExt;
+    let target = format!(
+        "{backend}{}",
+        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let mut out = client.request(parts.method.clone(), &target).body(body);
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST {
+            out = out.header(k, v);
+        }
+    }
+    let resp = out.send().await.map_err(std::io::Error::other)?;
+    let mut builder = hyper::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        builder = builder.header(k, v);
+    }
+    let stream = resp
+        .bytes_stream()
+        .map_ok(hyper::body::Frame::data)
+        .map_err(std::io::Error::other);
+    builder
+        .body(http_body_util::StreamBody::new(stream).boxed())
+        .map_err(std::io::Error::other)
+}
