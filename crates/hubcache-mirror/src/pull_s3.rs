@@ -347,7 +347,7 @@ impl FillJob {
             let Some(chunk) = chunk else { break };
             upload.write(&chunk).await.map_err(|e| e.to_string())?;
             if let Some(prev) = held.replace(chunk) {
-                self.to_client(prev).await;
+                self.send_client(prev).await;
             }
             if now_ms() - renewed > renew_every {
                 if !self.s3.renew_lease(lease, self.lease_ttl).await.unwrap_or(true) {
@@ -363,13 +363,13 @@ impl FillJob {
             .await
             .map_err(|e| e.to_string())?;
         if let Some(last) = held {
-            self.to_client(last).await;
+            self.send_client(last).await;
         }
         Ok(())
     }
 
     /// Forwards bytes to the first client while it listens; a client gone does not stop the fill.
-    async fn to_client(&mut self, chunk: Bytes) {
+    async fn send_client(&mut self, chunk: Bytes) {
         if let Some(c) = &self.client {
             if c.send(Ok(chunk)).await.is_err() {
                 self.client = None;

@@ -3,8 +3,11 @@ use hubcache_test_support::sha256_hex;
 
 use crate::common::{bundle, files, filled_cache, hubcache_cmd};
 
+/// A request: method, path, headers.
+type Probe = (&'static str, String, Vec<(&'static str, &'static str)>);
+
 /// Requests whose answers must not depend on the store (folder or S3) or the replica.
-fn probes(commit: &str) -> Vec<(&'static str, String, Vec<(&'static str, &'static str)>)> {
+fn probes(commit: &str) -> Vec<Probe> {
     vec![
         ("HEAD", "/org/fleet/resolve/main/model.safetensors".into(), vec![]),
         ("GET", "/org/fleet/resolve/main/config.json".into(), vec![]),

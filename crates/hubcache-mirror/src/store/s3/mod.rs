@@ -293,7 +293,10 @@ impl StoreError {
             StoreError::Layout { .. } => vec![
                 "point --store at an empty prefix (it is initialised) or one written by this hubcache version".into(),
             ],
-            StoreError::S3 { source, .. } if matches!(source, object_store::Error::NotFound { .. }) => {
+            StoreError::S3 {
+                source: object_store::Error::NotFound { .. },
+                ..
+            } => {
                 vec!["check that the bucket exists and AWS_ENDPOINT_URL points at the right server".into()]
             }
             StoreError::S3 { .. } => {
