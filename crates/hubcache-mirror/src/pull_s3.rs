@@ -51,6 +51,28 @@ pub(crate) struct S3Pulls {
     fills: Arc<Mutex<HashMap<String, Fill>>>,
     /// The last commit written for each upstream ref (to skip rewriting an unchanged one).
     refs_written: Mutex<HashMap<(Repo, String), CommitHash>>,
+    /// Until when the upstream counts as unreachable (after a transient failure): requests
+    /// for what the store holds do not wait on its retries meanwhile.
+    upstream_down_until: Mutex<Option<Instant>>,
+}
+
+/// How long an unreachable upstream is skipped before it is tried again.
+const UPSTREAM_BACKOFF: Duration = Duration::from_secs(30);
+
+impl S3Pulls {
+    fn upstream_down(&self) -> bool {
+        self.upstream_down_until
+            .lock()
+            .ok()
+            .and_then(|u| *u)
+            .is_some_and(|t| Instant::now() < t)
+    }
+
+    fn mark_upstream_down(&self) {
+        if let Ok(mut u) = self.upstream_down_until.lock() {
+            *u = Some(Instant::now() + UPSTREAM_BACKOFF);
+        }
+    }
 }
 
 impl S3Pulls {
@@ -61,6 +83,7 @@ impl S3Pulls {
             lease_ttl,
             fills: Arc::new(Mutex::new(HashMap::new())),
             refs_written: Mutex::new(HashMap::new()),
+            upstream_down_until: Mutex::new(None),
         }
     }
 }
@@ -93,10 +116,19 @@ impl Mirror {
             }
             return Err(respond::repo_not_found());
         }
-        if let Some(up) = &self.upstream {
-            if let Some(c) = up.ref_commit(repo, revision).await? {
-                self.s3_remember_ref(s3, repo, revision, &c).await;
-                return Ok(c);
+        let down = self.s3_pulls.as_ref().is_some_and(S3Pulls::upstream_down);
+        if let (Some(up), false) = (&self.upstream, down) {
+            match up.ref_commit(repo, revision).await? {
+                Some(c) => {
+                    self.s3_remember_ref(s3, repo, revision, &c).await;
+                    return Ok(c);
+                }
+                // Unreachable: serve what the store has, and stop asking for a while.
+                None => {
+                    if let Some(p) = &self.s3_pulls {
+                        p.mark_upstream_down();
+                    }
+                }
             }
         }
         match s3
@@ -144,17 +176,21 @@ impl Mirror {
         if let Some(l) = s3.listing(repo, commit).await.map_err(|e| store_error(&e))? {
             return Ok((*l).clone());
         }
-        if let Some(up) = &self.upstream {
+        let down = self.s3_pulls.as_ref().is_some_and(S3Pulls::upstream_down);
+        if let (Some(up), false) = (&self.upstream, down) {
             match up.hub().commit_listing(repo, commit).await {
                 Ok(l) => {
                     let _ = s3.put_listing(repo, commit, &l).await;
                     return Ok(l);
                 }
-                Err(e) => {
-                    if let Some(h) = e.hub_error().filter(|h| !h.is_transient()) {
-                        return Err(upstream_error(h));
+                Err(e) => match e.hub_error() {
+                    Some(h) if !h.is_transient() => return Err(upstream_error(h)),
+                    _ => {
+                        if let Some(p) = &self.s3_pulls {
+                            p.mark_upstream_down();
+                        }
                     }
-                }
+                },
             }
         }
         match s3.manifest(repo, commit, true).await.map_err(|e| store_error(&e))? {
@@ -194,6 +230,14 @@ impl Mirror {
         };
         if body == Want::Head {
             return Ok(Served::Meta(meta));
+        }
+        if pulls.upstream_down() && !s3.has_blob(meta.etag(), meta.content_size()).await.unwrap_or(false) {
+            return Err(respond::hub_error(
+                StatusCode::BAD_GATEWAY,
+                None,
+                "the mirror's upstream is unreachable and its store lacks this file",
+                None,
+            ));
         }
         let (etag, size) = (meta.etag().to_string(), meta.content_size());
         let deadline = Instant::now() + PULL_WAIT;

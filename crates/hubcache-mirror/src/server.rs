@@ -67,6 +67,13 @@ pub struct Mirror {
 impl Mirror {
     /// Checks the cache folder and builds the upstream client.
     pub fn new(config: MirrorConfig) -> Result<Arc<Mirror>, MirrorError> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = &config.s3 {
+            return Err(MirrorError::Store(crate::store::s3::StoreError::Config {
+                url: s3.url(),
+                detail: "an S3 store is opened with `Mirror::open` (it is probed first)".into(),
+            }));
+        }
         let cache_err = |source| MirrorError::Cache {
             path: config.cache_dir.clone(),
             source,

@@ -42,7 +42,10 @@ fn main() -> Res<()> {
     let n_files = arg("--files", 1000) as usize;
     let work = tempfile::tempdir()?;
     let cache = work.path().join("cache");
-    eprintln!("writing a {big_mib} MiB file and {n_files} small files into {}", cache.display());
+    eprintln!(
+        "writing a {big_mib} MiB file and {n_files} small files into {}",
+        cache.display()
+    );
     let (big_etag, small) = seed(&cache, big_mib, n_files)?;
 
     let s3 = S3Server::start();
@@ -98,7 +101,11 @@ fn main() -> Res<()> {
             small.len().min(300) as f64 / seq.as_secs_f64(),
         );
     }
-    println!("{:<26} big file {:>7.1} MiB/s", "(c) raw object_store GET", mbps(raw.0, raw.1));
+    println!(
+        "{:<26} big file {:>7.1} MiB/s",
+        "(c) raw object_store GET",
+        mbps(raw.0, raw.1)
+    );
     let b = mbps(rows[1].1 .0, rows[1].1 .1);
     let c = mbps(raw.0, raw.1);
     println!("(b)/(c) on the big file: {:.0} %", 100.0 * b / c);
@@ -119,7 +126,11 @@ fn raw_store(c: &S3Config) -> Res<Arc<dyn ObjectStore>> {
         .with_bucket_name(&c.bucket)
         .with_region(&c.region)
         .with_allow_http(true)
-        .with_client_options(object_store::ClientOptions::new().with_allow_http(true).with_timeout_disabled());
+        .with_client_options(
+            object_store::ClientOptions::new()
+                .with_allow_http(true)
+                .with_timeout_disabled(),
+        );
     if let Some(e) = &c.endpoint {
         b = b.with_endpoint(e);
     }

@@ -198,3 +198,31 @@ fn a_replica_killed_mid_pull_leaves_nothing_visible_and_another_completes() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+#[test]
+fn with_the_upstream_unreachable_a_replica_serves_what_the_store_holds() {
+    let hub = FakeHub::start();
+    hub.commit(RepoKind::Model, "org/fleet", "main", files());
+    let s3 = S3Server::start();
+    let filler = pulling_replica(&s3, "down", &hub, Duration::from_secs(30));
+    let r = http(&filler.addr, "GET", "/org/fleet/resolve/main/config.json", &[]).unwrap();
+    assert_eq!(r.status, 200);
+    drop(filler);
+    // An upstream nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let mut c = replica_config(&s3, "down");
+    c.upstream = Some(
+        HubBuilder::new(dead_url, "/unused")
+            .offline(false)
+            .retry(hubcache::hub::RetryPolicy::none()),
+    );
+    let m = Replica::start(c).unwrap();
+    let r = http(&m.addr, "GET", "/org/fleet/resolve/main/config.json", &[]).unwrap();
+    assert_eq!((r.status, &r.body[..]), (200, &files()[0].1[..]));
+    // A miss fails with a Hub-style error, not a hang.
+    let r = http(&m.addr, "GET", "/org/fleet/resolve/main/model.safetensors", &[]).unwrap();
+    assert!(r.status >= 400, "{}", r.status);
+    assert!(!r.header("x-error-message").is_empty());
+}

@@ -194,3 +194,30 @@ fn serve_refuses_wrong_credentials_and_a_missing_bucket_at_start_up() {
     );
     assert!(!text.contains(hubcache_s3_tests::SECRET_KEY), "{text}");
 }
+
+#[test]
+fn the_token_file_guards_an_s3_replica_as_it_guards_a_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let (_hub, commit) = filled_cache(&cache);
+    let b = bundle(&cache, &commit, &work.path().join("fleet.bundle"));
+    let s3 = S3Server::start();
+    let config = s3.config("tok");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let st = hubcache_mirror::store::s3::S3Store::open(&config).await.unwrap();
+        hubcache_mirror::store::s3::fill::import_bundle(&st, &b).await.unwrap();
+    });
+    let mut c = replica_config(&s3, "tok");
+    c.client_tokens = Some(vec!["hf_fleet_token".into()]);
+    let m = Replica::start(c).unwrap();
+    let path = "/org/fleet/resolve/main/config.json";
+    assert_eq!(http(&m.addr, "GET", path, &[]).unwrap().status, 401);
+    assert_eq!(
+        http(&m.addr, "GET", path, &[("Authorization", "Bearer nope")])
+            .unwrap()
+            .status,
+        401
+    );
+    let ok = http(&m.addr, "GET", path, &[("Authorization", "Bearer hf_fleet_token")]).unwrap();
+    assert_eq!((ok.status, &ok.body[..]), (200, &files()[0].1[..]));
+}

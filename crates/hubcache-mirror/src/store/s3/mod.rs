@@ -328,6 +328,18 @@ pub struct S3Store {
     listings: Mutex<HashMap<(Repo, CommitHash), Listing>>,
     /// Snapshot manifests read so far (they only grow; a path missing here is read again).
     manifests: Mutex<HashMap<(Repo, CommitHash), Listing>>,
+    /// Per manifest key: its writer's turn, and the additions queued for the next write.
+    manifest_writers: Mutex<HashMap<String, ManifestWriter>>,
+}
+
+/// One manifest's writer lock and queued additions.
+type ManifestWriter = (Arc<tokio::sync::Mutex<()>>, BTreeMap<RepoPath, TreeFile>);
+
+fn poisoned(key: &str) -> StoreError {
+    StoreError::Malformed {
+        key: key.to_string(),
+        detail: "internal lock poisoned".into(),
+    }
 }
 
 /// Pause before reading back a conditional write. On AWS S3 (and R2, MinIO) a conditional
@@ -365,6 +377,7 @@ impl S3Store {
             io_timeout: config.io_timeout,
             listings: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
+            manifest_writers: Mutex::new(HashMap::new()),
         };
         store.check_layout().await?;
         Ok(store)
@@ -633,6 +646,9 @@ impl S3Store {
 
     /// Adds files (whose blobs are already stored) to a commit's manifest, by conditional
     /// writes retried on a lost race: a concurrent addition by another replica is kept.
+    ///
+    /// In this process one writer per manifest at a time, carrying every addition queued
+    /// meanwhile: a snapshot of many files filled at once costs few writes, not one race each.
     pub async fn add_to_manifest(
         &self,
         repo: &Repo,
@@ -640,6 +656,30 @@ impl S3Store {
         files: &BTreeMap<RepoPath, TreeFile>,
     ) -> Result<(), StoreError> {
         let key = self.keys.manifest(repo, commit);
+        let turn = {
+            let mut w = self.manifest_writers.lock().map_err(|_| poisoned(&key))?;
+            let (lock, queued) = w.entry(key.clone()).or_default();
+            queued.extend(files.iter().map(|(p, f)| (p.clone(), f.clone())));
+            lock.clone()
+        };
+        let _turn = turn.lock().await;
+        let mut batch = {
+            let mut w = self.manifest_writers.lock().map_err(|_| poisoned(&key))?;
+            w.get_mut(&key).map(|(_, q)| std::mem::take(q)).unwrap_or_default()
+        };
+        // Ours may have gone with an earlier writer's batch (whose outcome we cannot see).
+        batch.extend(files.iter().map(|(p, f)| (p.clone(), f.clone())));
+        self.write_manifest(repo, commit, &key, &batch).await
+    }
+
+    async fn write_manifest(
+        &self,
+        repo: &Repo,
+        commit: &CommitHash,
+        key: &str,
+        files: &BTreeMap<RepoPath, TreeFile>,
+    ) -> Result<(), StoreError> {
+        let key = key.to_string();
         for attempt in 0..32u32 {
             let (mut current, mode) = match self.get_small(&key).await? {
                 Some((bytes, version)) => ((*Self::parse_map(&key, &bytes)?).clone(), PutMode::Update(version)),
