@@ -822,3 +822,41 @@ fn fastrand_ms() -> u64 {
         .unwrap_or(0);
     u64::from(nanos % 20)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn urls_and_variables_resolve_and_secrets_never_show() {
+        let vars = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-very-secret"),
+            ("AWS_SESSION_TOKEN", "session-secret"),
+            ("AWS_ALLOW_HTTP", "TRUE"),
+        ];
+        let c = S3Config::from_url("s3://models/fleet/hf/", env(&vars)).unwrap();
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("models", "fleet/hf"));
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.region, "eu-west-3");
+        assert!(c.allow_http);
+        let shown = format!("{c:?} {:?}", c.describe());
+        assert!(shown.contains("session token set"), "{shown}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("session-secret"),
+            "{shown}"
+        );
+        let root = S3Config::from_url("s3://models", env(&[])).unwrap();
+        assert_eq!((root.prefix.as_str(), root.region.as_str()), ("", "us-east-1"));
+        assert!(!root.allow_http);
+        for bad in ["models/x", "s3://", "s3:///x", "s3://b/a/../c", "s3://b/a//c"] {
+            assert!(S3Config::from_url(bad, env(&[])).is_err(), "{bad}");
+        }
+    }
+}
