@@ -30,6 +30,8 @@ fn probes(commit: &str) -> Vec<Probe> {
         ("GET", "/org/fleet/resolve/main/missing.bin".into(), vec![]),
         ("GET", "/org/fleet/resolve/nobranch/config.json".into(), vec![]),
         ("GET", "/org/nothere/resolve/main/config.json".into(), vec![]),
+        // Repo `org` is not `org/fleet`'s parent: its objects must not make it known.
+        ("GET", "/org/resolve/main/config.json".into(), vec![]),
         ("GET", "/api/models/org/fleet".into(), vec![]),
         ("GET", "/api/models/org/fleet/revision/main?blobs=true".into(), vec![]),
         ("GET", "/api/models/org/fleet/tree/main?recursive=true".into(), vec![]),

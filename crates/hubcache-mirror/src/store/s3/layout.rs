@@ -4,10 +4,13 @@
 //! hubcache-store.json                                {"format":"hubcache-store","version":1}
 //! blobs/<etag>                                       a blob, whole, by content id (immutable)
 //! leases/<etag>                                      who is filling that blob, until when
-//! repos/<type>s/<repo id>/refs/<name>                a branch or tag → commit (40 hex, no newline)
-//! repos/<type>s/<repo id>/trees/<commit>.json        the commit's full listing (immutable)
-//! repos/<type>s/<repo id>/snapshots/<commit>.json    the files of the commit the store holds
+//! repos/<type>s--<org>--<name>/refs/<name>           a branch or tag → commit (40 hex, no newline)
+//! repos/<type>s--<org>--<name>/trees/<commit>.json   the commit's full listing (immutable)
+//! repos/<type>s--<org>--<name>/snapshots/<commit>.json  the files of the commit the store holds
 //! ```
+//!
+//! A repo's folder is named as in a cache (`models--org--name`), so no repo's objects sit
+//! under another's prefix.
 //!
 //! An etag is the LFS sha256 (64 hex) or the git blob sha1 (40 hex), as in a cache's `blobs/`.
 //! Listings and snapshot manifests map a path to its [`TreeFile`] (size, blob id, LFS sha256),
@@ -104,25 +107,25 @@ impl Keys {
     }
 
     fn repo(&self, repo: &Repo) -> String {
-        self.key(&format!("repos/{}/{}", repo.repo_type.plural(), repo.id.as_str()))
+        self.key(&format!("repos/{}", repo.folder_name()))
     }
 
-    /// `repos/<type>s/<id>/refs/<name>`.
+    /// `repos/<type>s--<id>/refs/<name>`.
     pub fn git_ref(&self, repo: &Repo, name: &str) -> String {
         format!("{}/refs/{name}", self.repo(repo))
     }
 
-    /// `repos/<type>s/<id>/trees/<commit>.json`.
+    /// `repos/<type>s--<id>/trees/<commit>.json`.
     pub fn listing(&self, repo: &Repo, commit: &CommitHash) -> String {
         format!("{}/trees/{commit}.json", self.repo(repo))
     }
 
-    /// `repos/<type>s/<id>/snapshots/<commit>.json`.
+    /// `repos/<type>s--<id>/snapshots/<commit>.json`.
     pub fn manifest(&self, repo: &Repo, commit: &CommitHash) -> String {
         format!("{}/snapshots/{commit}.json", self.repo(repo))
     }
 
-    /// `repos/<type>s/<id>/` (to ask whether the store knows a repo).
+    /// `repos/<type>s--<id>/` (to ask whether the store knows a repo).
     pub fn repo_dir(&self, repo: &Repo) -> String {
         format!("{}/", self.repo(repo))
     }
@@ -158,11 +161,11 @@ mod tests {
         assert_eq!(k.blob("ab"), "fleet/hf/blobs/ab");
         assert_eq!(
             k.git_ref(&repo, "refs/pr/1"),
-            "fleet/hf/repos/datasets/org/m/refs/refs/pr/1"
+            "fleet/hf/repos/datasets--org--m/refs/refs/pr/1"
         );
         assert_eq!(
             k.manifest(&repo, &c),
-            format!("fleet/hf/repos/datasets/org/m/snapshots/{c}.json")
+            format!("fleet/hf/repos/datasets--org--m/snapshots/{c}.json")
         );
         assert_eq!(Keys::new("").lease("ab"), "leases/ab");
     }
