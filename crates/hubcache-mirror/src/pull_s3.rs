@@ -35,6 +35,9 @@ use crate::store::s3::{S3Store, StoreError};
 use crate::store::{BlobRef, BlobStream, CachedFile, FileState};
 use crate::upstream::{upstream_error, Upstream};
 
+/// How long the filling request's client may read nothing before the fill stops feeding it.
+const CLIENT_STALL: Duration = Duration::from_secs(30);
+
 /// How long a waiting request waits for another replica's fill at most.
 const PULL_WAIT: Duration = Duration::from_secs(900);
 
@@ -412,10 +415,11 @@ impl FillJob {
         Ok(())
     }
 
-    /// Forwards bytes to the first client while it listens; a client gone does not stop the fill.
+    /// Forwards bytes to the first client while it keeps up; a client gone, or one that reads
+    /// nothing for [`CLIENT_STALL`], is dropped, and the fill goes on for everyone else.
     async fn send_client(&mut self, chunk: Bytes) {
         if let Some(c) = &self.client {
-            if c.send(Ok(chunk)).await.is_err() {
+            if !matches!(tokio::time::timeout(CLIENT_STALL, c.send(Ok(chunk))).await, Ok(Ok(()))) {
                 self.client = None;
             }
         }
