@@ -65,3 +65,47 @@ fn a_tampered_bundle_makes_nothing_visible_and_an_intact_one_then_imports() {
         "{err}"
     );
 }
+
+#[test]
+fn two_replicas_adding_to_one_manifest_at_once_lose_no_entry() {
+    use std::collections::BTreeMap;
+
+    use hubcache::cache::tree::TreeFile;
+    use hubcache::{CommitHash, Repo, RepoPath};
+    use hubcache_mirror::store::s3::S3Store;
+
+    let s3 = S3Server::start();
+    let config = s3.config("race");
+    let repo = Repo::model("org/race").unwrap();
+    let commit = CommitHash::new(&"c".repeat(40)).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let a = std::sync::Arc::new(S3Store::open(&config).await.unwrap());
+        let b = std::sync::Arc::new(S3Store::open(&config).await.unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..24u32 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (repo, commit) = (repo.clone(), commit.clone());
+            tasks.push(tokio::spawn(async move {
+                let id = hubcache::digest::git_blob_sha1(&i.to_le_bytes());
+                let one = BTreeMap::from([(RepoPath::new(&format!("f{i}.txt")).unwrap(), TreeFile::regular(id, 4))]);
+                store.add_to_manifest(&repo, &commit, &one).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let fresh = S3Store::open(&config).await.unwrap();
+        let m = fresh.manifest(&repo, &commit, true).await.unwrap().unwrap();
+        assert_eq!(m.len(), 24, "entries lost: {:?}", m.keys().collect::<Vec<_>>());
+        // Refs: the last of concurrent writers wins, and the ref names one of the commits written.
+        let (c1, c2) = (
+            CommitHash::new(&"1".repeat(40)).unwrap(),
+            CommitHash::new(&"2".repeat(40)).unwrap(),
+        );
+        let (r1, r2) = tokio::join!(a.write_ref(&repo, "main", &c1), b.write_ref(&repo, "main", &c2));
+        r1.unwrap();
+        r2.unwrap();
+        let now = fresh.resolve_ref(&repo, "main").await.unwrap().unwrap();
+        assert!(now == c1 || now == c2);
+    });
+}
