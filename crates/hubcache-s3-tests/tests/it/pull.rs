@@ -226,3 +226,44 @@ fn with_the_upstream_unreachable_a_replica_serves_what_the_store_holds() {
     assert!(r.status >= 400, "{}", r.status);
     assert!(!r.header("x-error-message").is_empty());
 }
+
+#[test]
+fn a_miss_streams_to_its_client_while_it_is_uploaded() {
+    use std::io::{Read, Write};
+    let hub = FakeHub::start();
+    hub.commit(RepoKind::Model, "org/fleet", "main", files());
+    // The upstream sends 10 MiB, then stalls: whatever the client has by then was streamed.
+    hub.inject(
+        FaultRule::new("/", Fault::Stall { after: 10 << 20 })
+            .on_method("GET")
+            .repeat(1),
+    );
+    let s3 = S3Server::start();
+    let m = pulling_replica(&s3, "live", &hub, Duration::from_secs(30));
+    let big = files()[2].1.clone();
+    let mut tcp = std::net::TcpStream::connect(m.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        tcp,
+        "GET /org/fleet/resolve/main/model.safetensors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    // Past the first 8 MiB part, so the multipart upload is under way.
+    while got.len() < (9 << 20) {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&got[..split]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {}", big.len())), "{head}");
+    let body = &got[split + 4..];
+    assert_eq!(body, &big[..body.len()], "streamed bytes differ");
+    // The client has megabytes while the store has no blob: it was streamed, not stored first.
+    assert!(!s3.object_path(&format!("live/blobs/{}", sha256_hex(&big))).exists());
+    let reqs = s3.requests();
+    assert!(reqs.iter().any(|r| r.contains("uploads")), "{reqs:?}");
+}
