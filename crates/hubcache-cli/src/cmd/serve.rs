@@ -148,6 +148,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> CmdResult {
             mirror.describe_store(),
             match &args.upstream {
                 Some(u) if !args.offline => format!("pull-through from {u}"),
+                _ if args.store.is_some() => "offline: store only".to_string(),
                 _ => "offline: cache only".to_string(),
             }
         );
