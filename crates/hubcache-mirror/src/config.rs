@@ -22,6 +22,9 @@ pub struct MirrorConfig {
     pub ref_ttl: Duration,
     /// Timeouts and the connection cap that keep idle or slow clients from exhausting the server.
     pub limits: ConnectionLimits,
+    /// Serve (and fill) this S3 prefix instead of `cache_dir` ([`crate::Mirror::open`]).
+    #[cfg(feature = "s3")]
+    pub s3: Option<crate::store::s3::S3Config>,
 }
 
 impl MirrorConfig {
@@ -35,6 +38,8 @@ impl MirrorConfig {
             log_requests: false,
             ref_ttl: crate::REF_TTL,
             limits: ConnectionLimits::default(),
+            #[cfg(feature = "s3")]
+            s3: None,
         }
     }
 }
@@ -121,6 +126,10 @@ pub enum MirrorError {
     /// The upstream client could not be built.
     #[error("invalid upstream: {0}")]
     Upstream(#[from] hubcache::Error),
+    /// The S3 store cannot be used.
+    #[cfg(feature = "s3")]
+    #[error(transparent)]
+    Store(#[from] crate::store::s3::StoreError),
 }
 
 impl MirrorError {
@@ -132,6 +141,8 @@ impl MirrorError {
             ],
             MirrorError::Listen { .. } => vec!["choose another --addr (port 0 picks a free one)".into()],
             MirrorError::Upstream(e) => e.hints(),
+            #[cfg(feature = "s3")]
+            MirrorError::Store(e) => e.hints(),
         }
     }
 }

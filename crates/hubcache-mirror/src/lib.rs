@@ -17,6 +17,8 @@ mod api;
 mod auth;
 mod config;
 mod conn;
+#[cfg(feature = "s3")]
+mod pull_s3;
 pub mod range;
 pub mod respond;
 pub mod route;

@@ -7,8 +7,19 @@ use hubcache::{Repo, RepoPath, Revision};
 
 use crate::range::{self, RangeAnswer};
 use crate::respond;
-use crate::server::Mirror;
-use crate::store::BlobReader;
+use crate::server::{Mirror, Served};
+use crate::store::BlobStream;
+
+/// What a request needs of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Headers only.
+    Head,
+    /// The whole body.
+    Full,
+    /// A byte range.
+    Range,
+}
 
 /// Answers a resolve request.
 pub(crate) async fn resolve_file(
@@ -20,10 +31,21 @@ pub(crate) async fn resolve_file(
     path: &RepoPath,
 ) -> Result<Response<Body>, Response<Body>> {
     let commit = mirror.resolve(repo, revision).await?;
-    let file = mirror.file(repo, &commit, path).await?;
-    let meta = &file.meta;
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let want = match (method, range_header) {
+        (&Method::HEAD, _) => Want::Head,
+        (_, Some(_)) => Want::Range,
+        _ => Want::Full,
+    };
+    let served = mirror.file_for(repo, &commit, path, want).await?;
+    let (meta, blob, mut live): (_, _, Option<BlobStream>) = match served {
+        Served::Stored(f) => (f.meta, Some(f.blob), None),
+        Served::Meta(m) => (m, None, None),
+        Served::Live(m, s) => (m, None, Some(s)),
+    };
+    let meta = &meta;
     let size = meta.content_size();
-    let range = range::answer(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    let range = range::answer(range_header, size);
     let mut builder = Response::builder()
         .header("x-repo-commit", commit.as_str())
         .header(header::ETAG, format!("\"{}\"", meta.etag()))
@@ -56,11 +78,12 @@ pub(crate) async fn resolve_file(
             .body(Body::empty())
             .map_err(internal);
     }
-    let stream = mirror
-        .store()
-        .read_range(&file.blob, start, len)
-        .await
-        .map_err(|e| io_error(&e))?;
+    let stream = match (live.take(), &blob) {
+        // A live fill streams the whole file (asked for without a range).
+        (Some(s), _) if start == 0 && len == size => s,
+        (_, Some(b)) => mirror.read_range(b, start, len).await.map_err(|e| read_error(b, &e))?,
+        _ => return Err(internal_msg()),
+    };
     builder
         .status(status)
         .header(header::CONTENT_LENGTH, len)
@@ -70,6 +93,25 @@ pub(crate) async fn resolve_file(
 
 fn internal(_: axum::http::Error) -> Response<Body> {
     respond::hub_error(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error", None)
+}
+
+fn internal_msg() -> Response<Body> {
+    respond::hub_error(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error", None)
+}
+
+/// A blob that cannot be read: the store is failing (503 for an object store, as the Hub's
+/// CDN answers when its backend is), or the cache file is damaged (500).
+fn read_error(blob: &crate::store::BlobRef, e: &std::io::Error) -> Response<Body> {
+    match blob {
+        #[cfg(feature = "s3")]
+        crate::store::BlobRef::Object { .. } => respond::hub_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            &format!("the mirror's store failed: {e}"),
+            None,
+        ),
+        crate::store::BlobRef::File(_) => io_error(e),
+    }
 }
 
 fn io_error(e: &std::io::Error) -> Response<Body> {

@@ -22,16 +22,41 @@ use tokio::task::JoinSet;
 use crate::auth::ClientAuth;
 use crate::config::{ConnectionLimits, MirrorConfig, MirrorError};
 use crate::route::{self, Route, RouteError};
-use crate::store::FsStore;
+use crate::store::{BlobReader, BlobRef, BlobStream, CachedFile, FsStore};
 use crate::upstream::Upstream;
 use crate::{api, conn, respond, serve_file};
 
 /// Pause after a failed `accept` (out of file descriptors, …) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// Where a mirror's answers come from.
+pub(crate) enum Store {
+    /// A cache folder.
+    Fs(Arc<FsStore>),
+    /// An S3 prefix.
+    #[cfg(feature = "s3")]
+    S3(Arc<crate::store::s3::S3Store>),
+}
+
+/// A file to answer with.
+pub(crate) enum Served {
+    /// In the store.
+    Stored(CachedFile),
+    /// Known (listing entry) but not stored: enough for a HEAD.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    Meta(hubcache::cache::tree::TreeFile),
+    /// Being filled from the upstream, streamed as it arrives (the whole file).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    Live(hubcache::cache::tree::TreeFile, BlobStream),
+}
+
 /// A running mirror's shared state.
 pub struct Mirror {
-    store: Arc<FsStore>,
+    store: Store,
+    /// Where the upstream client keeps its own files when the store is not a cache folder.
+    scratch: Option<std::path::PathBuf>,
+    #[cfg(feature = "s3")]
+    pub(crate) s3_pulls: Option<crate::pull_s3::S3Pulls>,
     pub(crate) upstream: Option<Upstream>,
     auth: ClientAuth,
     log_requests: bool,
@@ -42,6 +67,13 @@ pub struct Mirror {
 impl Mirror {
     /// Checks the cache folder and builds the upstream client.
     pub fn new(config: MirrorConfig) -> Result<Arc<Mirror>, MirrorError> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = &config.s3 {
+            return Err(MirrorError::Store(crate::store::s3::StoreError::Config {
+                url: s3.url(),
+                detail: "an S3 store is opened with `Mirror::open` (it is probed first)".into(),
+            }));
+        }
         let cache_err = |source| MirrorError::Cache {
             path: config.cache_dir.clone(),
             source,
@@ -55,7 +87,10 @@ impl Mirror {
             None => None,
         };
         Ok(Arc::new(Mirror {
-            store: Arc::new(FsStore::new(root)),
+            store: Store::Fs(Arc::new(FsStore::new(root))),
+            scratch: None,
+            #[cfg(feature = "s3")]
+            s3_pulls: None,
             upstream,
             auth: ClientAuth::new(config.client_tokens),
             log_requests: config.log_requests,
@@ -64,19 +99,73 @@ impl Mirror {
         }))
     }
 
-    /// The cache folder served.
-    pub fn cache_dir(&self) -> &Path {
-        self.store.cache().root()
+    /// Opens the store named by the configuration (a cache folder, or with `s3` set an S3
+    /// prefix, whose layout is checked first) and builds the upstream client.
+    pub async fn open(config: MirrorConfig) -> Result<Arc<Mirror>, MirrorError> {
+        #[cfg(feature = "s3")]
+        if let Some(s3) = &config.s3 {
+            let store = crate::store::s3::S3Store::open(s3).await?;
+            let scratch = std::env::temp_dir().join(format!(
+                "hubcache-serve-{}-{}",
+                std::process::id(),
+                hubcache::fs::random_suffix()
+            ));
+            let upstream = match config.upstream {
+                Some(b) => Some(Upstream::new(b.cache_dir(&scratch).build()?, config.ref_ttl)),
+                None => None,
+            };
+            return Ok(Arc::new(Mirror {
+                store: Store::S3(Arc::new(store)),
+                scratch: Some(scratch),
+                s3_pulls: upstream.as_ref().map(|_| crate::pull_s3::S3Pulls::new(s3.lease_ttl)),
+                upstream,
+                auth: ClientAuth::new(config.client_tokens),
+                log_requests: config.log_requests,
+                drain: config.drain,
+                limits: config.limits,
+            }));
+        }
+        Mirror::new(config)
+    }
+
+    /// What is served: the cache folder, or the store URL.
+    pub fn describe_store(&self) -> String {
+        match &self.store {
+            Store::Fs(fs) => fs.cache().root().display().to_string(),
+            #[cfg(feature = "s3")]
+            Store::S3(s3) => s3.url().to_string(),
+        }
+    }
+
+    /// The cache folder served (`None` over an object store).
+    pub fn cache_dir(&self) -> Option<&Path> {
+        match &self.store {
+            Store::Fs(fs) => Some(fs.cache().root()),
+            #[cfg(feature = "s3")]
+            Store::S3(_) => None,
+        }
+    }
+
+    /// The store.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub(crate) fn store_kind(&self) -> &Store {
+        &self.store
+    }
+
+    /// Streams `len` bytes of a blob from `start`, from whichever store holds it.
+    pub(crate) async fn read_range(&self, blob: &BlobRef, start: u64, len: u64) -> std::io::Result<BlobStream> {
+        match (&self.store, blob) {
+            #[cfg(feature = "s3")]
+            (Store::S3(s3), BlobRef::Object { key, .. }) => s3.read_range(key, start, len).await,
+            (Store::Fs(fs), _) => fs.read_range(blob, start, len).await,
+            #[cfg(feature = "s3")]
+            (Store::S3(_), BlobRef::File(_)) => Err(std::io::Error::other("a cache file named by the S3 store")),
+        }
     }
 
     /// The connection bounds in force.
     pub fn limits(&self) -> &ConnectionLimits {
         &self.limits
-    }
-
-    /// The store, for reading blobs (async; metadata goes through [`Mirror::with_store`]).
-    pub(crate) fn store(&self) -> &FsStore {
-        &self.store
     }
 
     /// Runs a store call on the blocking pool: store calls stat, read and may hash whole
@@ -85,7 +174,18 @@ impl Mirror {
         &self,
         f: impl FnOnce(&FsStore) -> T + Send + 'static,
     ) -> Result<T, Response<Body>> {
-        let store = self.store.clone();
+        let store = match &self.store {
+            Store::Fs(store) => store.clone(),
+            #[cfg(feature = "s3")]
+            Store::S3(_) => {
+                return Err(respond::hub_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "internal error",
+                    None,
+                ))
+            }
+        };
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|_| respond::hub_error(StatusCode::INTERNAL_SERVER_ERROR, None, "internal error", None))
@@ -141,6 +241,10 @@ impl Mirror {
                 self.drain.as_secs()
             );
             conns.shutdown().await;
+        }
+        if let Some(dir) = &self.scratch {
+            let dir = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         }
         Ok(())
     }

@@ -18,7 +18,10 @@ use hubcache::hub::HubError;
 use hubcache::{CommitHash, FileRequest, Hub, Repo, RepoPath, Revision};
 
 use crate::respond;
-use crate::server::Mirror;
+use crate::serve_file::Want;
+#[cfg(feature = "s3")]
+use crate::server::Store;
+use crate::server::{Mirror, Served};
 use crate::store::{CachedFile, FileState};
 
 /// How long a branch → commit answer from the upstream is reused, by default.
@@ -48,9 +51,19 @@ impl Upstream {
         }
     }
 
+    /// The client.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// The commit a ref names upstream (reused for the ref TTL); `Ok(None)` when the upstream
     /// cannot be reached.
-    async fn ref_commit(&self, repo: &Repo, revision: &Revision) -> Result<Option<CommitHash>, Response<Body>> {
+    pub(crate) async fn ref_commit(
+        &self,
+        repo: &Repo,
+        revision: &Revision,
+    ) -> Result<Option<CommitHash>, Response<Body>> {
         let key = (repo.clone(), revision.as_str().to_string());
         if let Some((c, at)) = self.refs.lock().ok().and_then(|m| m.get(&key).cloned()) {
             if at.elapsed() < self.ref_ttl {
@@ -105,6 +118,10 @@ impl Drop for FlightGuard<'_> {
 impl Mirror {
     /// Revision → commit: a commit as is; a ref from the upstream (cached briefly), else `refs/`.
     pub(crate) async fn resolve(&self, repo: &Repo, revision: &Revision) -> Result<CommitHash, Response<Body>> {
+        #[cfg(feature = "s3")]
+        if let Store::S3(s3) = self.store_kind() {
+            return self.s3_resolve(s3, repo, revision).await;
+        }
         if let Revision::Commit(c) = revision {
             if self.upstream.is_some() || self.has_repo(repo).await? {
                 return Ok(c.clone());
@@ -128,6 +145,22 @@ impl Mirror {
     async fn has_repo(&self, repo: &Repo) -> Result<bool, Response<Body>> {
         let repo = repo.clone();
         self.with_store(move |s| s.has_repo(&repo)).await
+    }
+
+    /// The file to answer a request with, from whichever store.
+    pub(crate) async fn file_for(
+        &self,
+        repo: &Repo,
+        commit: &CommitHash,
+        path: &RepoPath,
+        want: Want,
+    ) -> Result<Served, Response<Body>> {
+        #[cfg(feature = "s3")]
+        if let Store::S3(s3) = self.store_kind() {
+            return self.s3_file(s3, repo, commit, path, want).await;
+        }
+        let _ = want;
+        self.file(repo, commit, path).await.map(Served::Stored)
     }
 
     /// The file, fetched from upstream on a miss (one transfer per file however many ask).
@@ -194,6 +227,10 @@ impl Mirror {
         repo: &Repo,
         commit: &CommitHash,
     ) -> Result<BTreeMap<RepoPath, TreeFile>, Response<Body>> {
+        #[cfg(feature = "s3")]
+        if let Store::S3(s3) = self.store_kind() {
+            return self.s3_listing(s3, repo, commit).await;
+        }
         if let Some(up) = &self.upstream {
             match up.hub.commit_listing(repo, commit).await {
                 Ok(l) => return Ok(l),
@@ -220,7 +257,7 @@ impl Mirror {
 }
 
 /// The Hub-style answer for an upstream failure.
-fn upstream_error(e: &HubError) -> Response<Body> {
+pub(crate) fn upstream_error(e: &HubError) -> Response<Body> {
     match e {
         HubError::RepoNotFound { .. } => respond::repo_not_found(),
         HubError::RevisionNotFound { .. } => respond::revision_not_found("(upstream)"),

@@ -102,8 +102,11 @@ pub struct ImportArgs {
     #[arg(required = true)]
     bundles: Vec<PathBuf>,
     /// Cache folder (default: HF_HUB_CACHE, else $HF_HOME/hub).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     cache_dir: Option<PathBuf>,
+    /// Import into this S3 store instead (s3://BUCKET[/PREFIX]; AWS_* variables), for `serve --store`.
+    #[arg(long)]
+    store: Option<String>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, hubcache::Error> {
@@ -336,6 +339,9 @@ fn parse_split(value: &str) -> Result<u64, String> {
 
 /// `hubcache import`.
 pub fn import(settings: &Settings, args: ImportArgs) -> CmdResult {
+    if let Some(url) = &args.store {
+        return crate::cmd::store::import(url, &args.bundles);
+    }
     let cache = cache_layout(settings, args.cache_dir.as_ref())?;
     for b in &args.bundles {
         let options = WriteOptions::from_settings(&cache, settings).on_wait(crate::progress::print_writer_wait);

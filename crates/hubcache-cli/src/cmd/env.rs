@@ -51,4 +51,27 @@ fn print_env(s: &Settings) {
     println!("https proxy:        {}", redact_proxy(&s.proxies.https));
     println!("all proxy:          {}", redact_proxy(&s.proxies.all));
     println!("no proxy:           {}", s.proxies.no_proxy.as_deref().unwrap_or("-"));
+    print_store();
+}
+
+/// The S3 store `serve`/`push`/`import` would use (HUBCACHE_STORE and AWS_*), no secret.
+fn print_store() {
+    let url = std::env::var("HUBCACHE_STORE").ok().filter(|u| !u.is_empty());
+    println!(
+        "store:              {}",
+        url.as_deref().unwrap_or("- (set HUBCACHE_STORE or pass --store)")
+    );
+    // Without a store URL, show what the AWS_* variables resolve to for any bucket.
+    let shown = url.clone().unwrap_or_else(|| "s3://-".into());
+    match crate::cmd::store::config(&shown) {
+        Ok(c) => {
+            for (name, value) in c.describe() {
+                if url.is_none() && matches!(name, "bucket" | "prefix") {
+                    continue;
+                }
+                println!("  s3 {:<15} {value}", format!("{name}:"));
+            }
+        }
+        Err(e) => println!("  s3:               {e}"),
+    }
 }

@@ -7,3 +7,4 @@ pub mod env;
 pub mod model;
 pub mod plan;
 pub mod serve;
+pub mod store;

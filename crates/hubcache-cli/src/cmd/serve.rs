@@ -14,8 +14,18 @@ use crate::{CmdResult, Hinted};
 #[derive(Args)]
 pub struct ServeArgs {
     /// Cache folder to serve (default: HF_HUB_CACHE, else $HF_HOME/hub).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     cache_dir: Option<PathBuf>,
+    /// Serve an S3-compatible object store instead of a cache folder: s3://BUCKET[/PREFIX].
+    /// Endpoint, region and credentials come from AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (AWS_ALLOW_HTTP=true for
+    /// http://). Replicas over one store give identical answers; with --upstream they fill it.
+    #[arg(long, env = "HUBCACHE_STORE")]
+    store: Option<String>,
+    /// Seconds a pull-through lease holds (--store): a replica that dies mid-fill blocks
+    /// that file for other replicas at most this long.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_secs: u64,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8090")]
     addr: String,
@@ -100,7 +110,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> CmdResult {
         Some(p) => Some(read_tokens(p)?),
         None => None,
     };
-    let mirror = Mirror::new(MirrorConfig {
+    let s3 = match &args.store {
+        Some(url) => {
+            let mut c = crate::cmd::store::config(url)?;
+            c.lease_ttl = Duration::from_secs(args.lease_secs);
+            Some(c)
+        }
+        None => None,
+    };
+    let config = MirrorConfig {
         cache_dir,
         upstream,
         client_tokens,
@@ -115,18 +133,22 @@ pub fn run(settings: &Settings, args: ServeArgs) -> CmdResult {
                 None => hubcache_mirror::default_max_connections(),
             },
         },
-    })?;
+        s3,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| hubcache::Error::io("start the runtime for", PathBuf::from("serve"), e))?;
     runtime.block_on(async move {
+        // The store is probed (layout marker, credentials) before anything listens.
+        let mirror = Mirror::open(config).await?;
         let (listener, local) = hubcache_mirror::bind(&args.addr).await?;
         eprintln!(
             "serving {} ({})",
-            mirror.cache_dir().display(),
+            mirror.describe_store(),
             match &args.upstream {
                 Some(u) if !args.offline => format!("pull-through from {u}"),
+                _ if args.store.is_some() => "offline: store only".to_string(),
                 _ => "offline: cache only".to_string(),
             }
         );

@@ -164,8 +164,11 @@ impl FsStore {
 
 impl BlobReader for FsStore {
     async fn read_range(&self, blob: &BlobRef, start: u64, len: u64) -> io::Result<BlobStream> {
-        let BlobRef::File(path) = blob;
-        let path = path.clone();
+        let path = match blob {
+            BlobRef::File(path) => path.clone(),
+            #[cfg(feature = "s3")]
+            BlobRef::Object { .. } => return Err(io::Error::other("an S3 object read through the folder store")),
+        };
         let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
             .await
             .map_err(io::Error::other)??;

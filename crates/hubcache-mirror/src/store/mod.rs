@@ -1,15 +1,19 @@
 //! What the mirror serves from: metadata (which commit a revision names, which files a commit
 //! has, and what each file is) and the blob bytes.
 //!
-//! Today both come from one cache folder ([`fs::FsStore`]). The seam for an object store is
-//! [`BlobRef`] + [`BlobReader`]: the file server only ever asks a reader for a byte range of a
-//! blob reference, never for a path. Metadata stays in the local cache folder either way, so
-//! Python and the CLI keep sharing it.
+//! Two stores: a cache folder ([`fs::FsStore`], shared with Python and the CLI) and, with the
+//! `s3` feature, an S3-compatible object store (`s3::S3Store`, shared by replicas). The server
+//! asks either the same questions (which commit a revision names, which files a commit has,
+//! what a file is) and reads bytes through [`BlobRef`]: the file server only ever asks for a
+//! byte range of a blob reference, never for a path, so both answer with the same headers.
 //!
-//! Every method of the store may touch the disk (and, for copied files, hash them), so the
-//! server calls it on tokio's blocking pool, never on a worker thread.
+//! Every method of the folder store may touch the disk (and, for copied files, hash them), so
+//! the server calls it on tokio's blocking pool, never on a worker thread; the S3 store is
+//! async throughout.
 
 pub mod fs;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::future::Future;
 use std::io;
@@ -36,6 +40,14 @@ pub struct CachedFile {
 pub enum BlobRef {
     /// A file in the cache folder (the snapshot entry; symlinks are followed when opened).
     File(PathBuf),
+    /// A whole object in the S3 store (key and size).
+    #[cfg(feature = "s3")]
+    Object {
+        /// The object key (`PREFIX/blobs/<etag>`).
+        key: String,
+        /// Its size.
+        size: u64,
+    },
 }
 
 /// A stream of a blob's bytes, in large chunks.

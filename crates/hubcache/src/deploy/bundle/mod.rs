@@ -16,11 +16,13 @@ mod hashing;
 mod import;
 mod manifest;
 mod parts;
+mod reader;
 
 pub use export::{export, ExportItem};
 pub use import::import;
 pub use manifest::{BlobInfo, BundleManifest, RepoEntry};
 pub use parts::part_name;
+pub use reader::read_bundle;
 
 /// What an export or import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
