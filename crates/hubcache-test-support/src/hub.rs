@@ -169,6 +169,11 @@ impl FakeHub {
         self.state().tree_page_size = n;
     }
 
+    /// Answers resolves of LFS files with Xet headers (`X-Xet-Hash`, `X-Xet-Refresh-Route`).
+    pub fn set_xet_headers(&self, on: bool) {
+        self.state().xet_headers = on;
+    }
+
     /// Adds a fault rule after the existing ones.
     pub fn inject(&self, rule: FaultRule) {
         self.shared.faults.lock().expect("faults mutex poisoned").push(rule);

@@ -36,3 +36,8 @@ pub fn git_blob_sha1(content: &[u8]) -> String {
 pub fn sha256_hex(content: &[u8]) -> String {
     util::hex(&Sha256::digest(content))
 }
+
+/// The Xet hash the fake Hub announces for `content` (a stand-in: sha256 of `xet:` + content).
+pub fn fake_xet_hash(content: &[u8]) -> String {
+    sha256_hex(&[b"xet:".as_slice(), content].concat())
+}

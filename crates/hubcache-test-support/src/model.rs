@@ -193,6 +193,9 @@ pub(crate) struct HubState {
     pub lfs_rule: LfsRule,
     /// Tree listing page size.
     pub tree_page_size: usize,
+    /// Answer a resolve of an LFS file with `X-Xet-Hash` ([`crate::fake_xet_hash`]) and an
+    /// `X-Xet-Refresh-Route`, as a Xet-backed repo does.
+    pub xet_headers: bool,
 }
 
 impl HubState {
@@ -204,6 +207,7 @@ impl HubState {
             lfs_objects: HashMap::new(),
             lfs_rule: default_lfs_rule,
             tree_page_size: 1000,
+            xet_headers: false,
         }
     }
 

@@ -724,14 +724,24 @@ fn resolve(
                 lfs.sha256,
                 &hex(&sig.finalize())[..16]
             );
-            Plan::Reply(
-                Reply::redirect(StatusCode::FOUND, &location)
-                    .with(X_LINKED_ETAG, quoted(&lfs.sha256))
-                    .with(X_LINKED_SIZE, hv(&stored.size().to_string()))
-                    .with(X_REPO_COMMIT, hv(&commit.id))
-                    .with(header::ETAG, quoted(&stored.oid))
-                    .with(header::CONTENT_LENGTH, HeaderValue::from_static("0")),
-            )
+            let mut reply = Reply::redirect(StatusCode::FOUND, &location)
+                .with(X_LINKED_ETAG, quoted(&lfs.sha256))
+                .with(X_LINKED_SIZE, hv(&stored.size().to_string()))
+                .with(X_REPO_COMMIT, hv(&commit.id))
+                .with(header::ETAG, quoted(&stored.oid))
+                .with(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+            if state.xet_headers {
+                reply = reply
+                    .with(
+                        HeaderName::from_static("x-xet-hash"),
+                        hv(&crate::fake_xet_hash(&stored.content)),
+                    )
+                    .with(
+                        HeaderName::from_static("x-xet-refresh-route"),
+                        hv(&format!("/api/models/{}/xet-read-token/{}", repo.id, commit.id)),
+                    );
+            }
+            Plan::Reply(reply)
         }
     }
 }

@@ -51,6 +51,7 @@ pub async fn sync(hub: &Hub, lock: &Lockfile, max_workers: usize) -> Result<Sync
             etag: f.blob.clone(),
             size: Some(f.size),
             location: url::resolve_url(hub.client().endpoint(), &r.repo, r.commit.as_str(), &f.path),
+            xet_hash: None,
         };
         hub.fetch_known(&r.repo, None, &f.path, &known, false)
             .await

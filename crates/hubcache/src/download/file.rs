@@ -47,6 +47,8 @@ pub(crate) struct KnownFile {
     pub etag: String,
     pub size: Option<u64>,
     pub location: String,
+    /// The Xet hash from the listing or the HEAD, if any (for the shared blob store).
+    pub xet_hash: Option<String>,
 }
 
 /// Removes a temp file unless it was persisted (also on error, panic or cancellation), or
@@ -561,6 +563,7 @@ fn validate_metadata(meta: FileMetadata) -> Result<KnownFile> {
         etag: meta.etag,
         size: meta.size,
         location: meta.location,
+        xet_hash: meta.xet_hash,
     })
 }
 

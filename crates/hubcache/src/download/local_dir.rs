@@ -159,6 +159,7 @@ impl Hub {
             etag: remote.etag,
             size: remote.size,
             location: remote.location,
+            xet_hash: remote.xet_hash,
         };
         self.fetch_known_local(&req.repo, &req.path, dir, &known, req.force, meta)
             .await

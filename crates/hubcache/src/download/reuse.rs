@@ -153,8 +153,12 @@ impl Hub {
         self.link_payload(path, known, blob, payload).await
     }
 
-    /// The Xet hash the commit's cached listing gives `path`, if its etag is the one fetched.
+    /// The Xet hash the HEAD or the listing gave, else the one the commit's cached listing
+    /// gives `path` (if its etag is the one fetched).
     async fn listed_xet_hash(&self, repo: &Repo, path: &RepoPath, known: &KnownFile) -> Option<String> {
+        if let Some(xet) = &known.xet_hash {
+            return Some(xet.clone());
+        }
         let tree_file = self.cache.repo(repo).tree_file(&known.commit);
         let listing = off_worker(move || Ok(cached_listing(&tree_file))).await.ok()??;
         let entry = listing.get(path)?;

@@ -141,6 +141,7 @@ impl Hub {
                     location: url::resolve_url(self.client.endpoint(), &req.repo, commit.as_str(), &path),
                     etag: file.etag().to_string(),
                     size: Some(file.content_size()),
+                    xet_hash: file.xet_hash.clone(),
                     commit,
                 };
                 match &req.local_dir {

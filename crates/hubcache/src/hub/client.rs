@@ -125,6 +125,9 @@ pub struct FileMetadata {
     pub size: Option<u64>,
     /// Where to GET the content.
     pub location: String,
+    /// The Xet hash (`X-Xet-Hash`), when the answer also names a Xet refresh route (as
+    /// huggingface_hub requires before it uses one).
+    pub xet_hash: Option<String>,
 }
 
 /// One entry of a recursive tree listing.
@@ -544,11 +547,20 @@ impl HubClient {
             Some(l) if redirect => url::join(&final_url, l).unwrap_or_else(|| final_url.clone()),
             _ => final_url.clone(),
         };
+        let refresh_route = header(h, "x-xet-refresh-route").is_some()
+            || h.get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("rel=\"xet-auth\""));
+        let xet_hash = header(h, "x-xet-hash")
+            .filter(|_| refresh_route)
+            .map(|v| v.trim().to_string());
         Ok(FileMetadata {
             commit,
             etag,
             size,
             location,
+            xet_hash,
         })
     }
 

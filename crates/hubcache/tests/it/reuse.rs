@@ -386,3 +386,28 @@ fn reuse_leaves_the_shared_store_alone_when_it_is_disabled() {
     );
     assert!(!shared_store::manifest_path(&payload).exists(), "no reference recorded");
 }
+
+#[test]
+fn reuse_links_a_shared_payload_named_by_the_heads_xet_hash() {
+    let hub = FakeHub::start();
+    seed(&hub);
+    // A Xet-backed repo: the HEAD names the Xet hash and a refresh route; no listing is cached.
+    hub.set_xet_headers(true);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().canonicalize().unwrap();
+    let xet = hubcache_test_support::fake_xet_hash(&weights());
+    let payload = store_payload(&cache_dir, &xet, &weights());
+    let notes = Arc::new(Notes::default());
+    let c = client(&hub, &cache_dir, &notes, false);
+    let req = FileRequest::new(
+        Repo::model("org/b").unwrap(),
+        Revision::main(),
+        RepoPath::new(WEIGHTS).unwrap(),
+    );
+    let path = c.download_file(&req).unwrap();
+    assert!(hub.requests().iter().any(|r| r.method == "HEAD"), "the HEAD was asked");
+    assert_eq!(content_gets(&hub), vec![], "linked from the store, not fetched");
+    assert_eq!(fs::read(&path).unwrap(), weights());
+    let b = blob(&cache_dir, "org/b", &sha256_hex(&weights()));
+    assert_eq!(shared_store::store_target(&b, &cache_dir), Some(payload));
+}
