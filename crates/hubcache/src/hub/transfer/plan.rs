@@ -293,8 +293,11 @@ pub struct Ramp {
     previous: usize,
     min: usize,
     max: usize,
-    /// Rate measured at the current target (best sample), and at the target before.
+    /// Best sample at the current target (what a fall is judged against), the sum of its
+    /// samples (a step is judged by their mean: one lucky burst must not buy connections), and
+    /// the mean at the target before.
     best: f64,
+    sum: f64,
     before: f64,
     /// Samples taken at the current target.
     samples: u32,
@@ -323,6 +326,7 @@ impl Ramp {
             min: start,
             max,
             best: 0.0,
+            sum: 0.0,
             before: 0.0,
             samples: 0,
             settled: start == max,
@@ -343,31 +347,35 @@ impl Ramp {
             self.target = (self.target * 3 / 4).max(self.min);
             self.settled = true;
             self.best = rate;
+            self.sum = 0.0;
             self.before = 0.0;
             self.samples = 0;
             return self.target;
         }
         self.best = self.best.max(rate);
+        self.sum += rate;
         if self.settled {
             return self.target;
         }
+        let mean = self.sum / f64::from(self.samples);
         let first_step = self.before == 0.0;
-        let clear = !first_step && self.best >= self.before * CLEAR_GAIN;
+        let clear = !first_step && mean >= self.before * CLEAR_GAIN;
         if self.samples < SAMPLES_PER_STEP && !clear {
             return self.target;
         }
-        if !first_step && self.best < self.before * GAIN {
+        if !first_step && mean < self.before * GAIN {
             // The last step did not pay: go back to where it started, and stay.
             self.target = self.previous;
             self.settled = true;
             return self.target;
         }
-        self.before = self.best;
+        self.before = mean;
         self.previous = self.target;
         self.target = (self.target * 2).min(self.max);
         self.settled = self.target == self.max;
         self.samples = 0;
         self.best = 0.0;
+        self.sum = 0.0;
         self.target
     }
 }
@@ -533,7 +541,13 @@ mod tests {
         r.sample(100.0);
         assert_eq!(r.sample(100.0), 8);
         assert_eq!(r.sample(130.0), 8, "not clear yet");
-        assert_eq!(r.sample(140.0), 16, "a gain of 40 %");
+        assert_eq!(r.sample(140.0), 16, "a mean gain of 35 %");
+        // One lucky burst among flat samples does not buy connections.
+        let mut r = Ramp::new(1, 16);
+        r.sample(900.0);
+        assert_eq!(r.sample(900.0), 2);
+        r.sample(1100.0);
+        assert_eq!(r.sample(850.0), 1, "a mean of 975 is no 15 % gain over 900");
     }
 
     #[test]
