@@ -1,14 +1,15 @@
 //! Import: every blob streamed into a staging folder and verified (size, etag, sha256) before
 //! anything becomes visible, then placed and linked through the [`CacheWriter`], refs last.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::hashing::{Hasher, HASH_CHUNK};
-use super::manifest::{validate, BundleManifest};
+use super::manifest::validate;
 use super::parts::open_bundle;
+use super::reader::read_bundle;
 use super::BundleReport;
 use crate::cache::layout::CacheLayout;
 use crate::cache::tree::TreeFile;
@@ -16,9 +17,6 @@ use crate::cache::writer::{CacheWriter, WriteOptions};
 use crate::deploy::DeployError;
 use crate::digest::DigestKind;
 use crate::repo::{CommitHash, RepoPath};
-
-/// Largest manifest accepted on import.
-const MAX_MANIFEST: u64 = 256 << 20;
 
 /// Removes the staging folder unless disarmed.
 struct Staging(Option<PathBuf>);
@@ -37,92 +35,62 @@ pub fn import(cache: &CacheLayout, bundle: &Path, options: WriteOptions) -> Resu
         path: bundle.to_path_buf(),
         detail,
     };
-    let (reader, bundle_bytes) = open_bundle(bundle)?;
-    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, reader));
-    let mut entries = archive.entries().map_err(|e| refuse(format!("not a tar file: {e}")))?;
-
-    let mut first = match entries.next() {
-        Some(Ok(e)) => e,
-        Some(Err(e)) => return Err(refuse(format!("unreadable: {e}"))),
-        None => return Err(refuse("empty".into())),
-    };
-    if first.path().map(|p| p != Path::new("manifest.json")).unwrap_or(true) || first.size() > MAX_MANIFEST {
-        return Err(refuse("the first entry is not manifest.json".into()));
-    }
-    let mut json = Vec::new();
-    first
-        .read_to_end(&mut json)
-        .map_err(|e| refuse(format!("truncated manifest: {e}")))?;
-    let manifest: BundleManifest =
-        serde_json::from_slice(&json).map_err(|e| refuse(format!("malformed manifest: {e}")))?;
-    let plan = validate(&manifest).map_err(refuse)?;
-
-    fs::create_dir_all(cache.root()).map_err(|e| DeployError::io("create", cache.root(), e))?;
-    let staging_dir = cache
-        .root()
-        .join(".locks")
-        .join(format!("hubcache-import-{}", crate::fs::random_suffix()));
-    fs::create_dir_all(&staging_dir).map_err(|e| DeployError::io("create", &staging_dir, e))?;
-    let mut staging = Staging(Some(staging_dir.clone()));
-
-    let mut seen = BTreeSet::new();
-    for entry in entries {
-        let mut entry = entry.map_err(|e| refuse(format!("truncated or corrupt: {e}")))?;
-        let name = entry
-            .path()
-            .map_err(|e| refuse(e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
-        let etag = name
-            .strip_prefix("blobs/")
-            .filter(|e| manifest.blobs.contains_key(*e))
-            .ok_or_else(|| refuse(format!("unexpected entry `{}`", name.escape_debug())))?
-            .to_string();
-        if !seen.insert(etag.clone()) {
-            return Err(refuse(format!("blob {etag} appears twice")));
-        }
-        let info = &manifest.blobs[&etag];
-        if entry.size() != info.size {
-            return Err(refuse(format!(
-                "blob {etag} has {} bytes, the manifest says {}",
-                entry.size(),
-                info.size
-            )));
-        }
-        let git = (DigestKind::for_etag(&etag) == Some(DigestKind::GitSha1)).then_some(info.size);
-        let mut hasher = Hasher::new(git);
-        let dest = staging_dir.join(&etag);
-        let mut out = File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?;
-        loop {
-            // A fresh buffer per chunk: written, then handed to the hasher thread as is.
-            let mut chunk = Vec::with_capacity(HASH_CHUNK);
-            (&mut entry)
-                .take(HASH_CHUNK as u64)
-                .read_to_end(&mut chunk)
-                .map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
-            if chunk.is_empty() {
-                break;
+    let bundle_bytes = open_bundle(bundle)?.1;
+    // Made once the manifest is known to be valid; every blob is staged in it.
+    let staging: std::cell::OnceCell<(Staging, PathBuf)> = std::cell::OnceCell::new();
+    let manifest = read_bundle(
+        bundle,
+        |_| {
+            fs::create_dir_all(cache.root()).map_err(|e| DeployError::io("create", cache.root(), e))?;
+            let dir = cache
+                .root()
+                .join(".locks")
+                .join(format!("hubcache-import-{}", crate::fs::random_suffix()));
+            fs::create_dir_all(&dir).map_err(|e| DeployError::io("create", &dir, e))?;
+            let _ = staging.set((Staging(Some(dir.clone())), dir));
+            Ok(())
+        },
+        |etag, info, entry| {
+            let Some((_, staging_dir)) = staging.get() else {
+                return Err(refuse("no staging folder".into()));
+            };
+            let git = (DigestKind::for_etag(etag) == Some(DigestKind::GitSha1)).then_some(info.size);
+            let mut hasher = Hasher::new(git);
+            let dest = staging_dir.join(etag);
+            let mut out = File::create(&dest).map_err(|e| DeployError::io("create", &dest, e))?;
+            loop {
+                // A fresh buffer per chunk: written, then handed to the hasher thread as is.
+                let mut chunk = Vec::with_capacity(HASH_CHUNK);
+                (&mut *entry)
+                    .take(HASH_CHUNK as u64)
+                    .read_to_end(&mut chunk)
+                    .map_err(|e| refuse(format!("truncated or unreadable blob {etag}: {e}")))?;
+                if chunk.is_empty() {
+                    break;
+                }
+                out.write_all(&chunk).map_err(|e| DeployError::io("write", &dest, e))?;
+                hasher.update_owned(chunk);
             }
-            out.write_all(&chunk).map_err(|e| DeployError::io("write", &dest, e))?;
-            hasher.update_owned(chunk);
-        }
-        let (digests, read) = hasher.finish();
-        if read != info.size {
-            return Err(refuse(format!("blob {etag} is truncated")));
-        }
-        let sha_ok = digests
-            .sha256
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case(&info.sha256));
-        if !sha_ok || !digests.matches_etag(&etag) {
-            return Err(refuse(format!(
-                "blob {etag} does not match its hash (tampered or damaged)"
-            )));
-        }
-    }
-    if let Some(missing) = manifest.blobs.keys().find(|e| !seen.contains(*e)) {
-        return Err(refuse(format!("truncated: blob {missing} is missing")));
-    }
+            let (digests, read) = hasher.finish();
+            if read != info.size {
+                return Err(refuse(format!("blob {etag} is truncated")));
+            }
+            let sha_ok = digests
+                .sha256
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(&info.sha256));
+            if !sha_ok || !digests.matches_etag(etag) {
+                return Err(refuse(format!(
+                    "blob {etag} does not match its hash (tampered or damaged)"
+                )));
+            }
+            Ok(())
+        },
+    )?;
+    let plan = validate(&manifest).map_err(refuse)?;
+    let Some((mut staging, staging_dir)) = staging.into_inner() else {
+        return Err(refuse("no staging folder".into()));
+    };
 
     // Everything verified: place blobs, then snapshot links and listings, then refs.
     let mut report = BundleReport {
