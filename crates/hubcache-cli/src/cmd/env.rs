@@ -41,6 +41,17 @@ fn print_env(s: &Settings) {
     println!("etag timeout:       {}s", s.etag_timeout.as_secs());
     println!("download timeout:   {}s", s.download_timeout.as_secs());
     println!("symlinks disabled:  {}", yes_no(s.disable_symlinks));
+    println!("shared blobs off:   {}", yes_no(s.disable_shared_blobs));
+    println!(
+        "connections/file:   {}",
+        s.max_connections
+            .unwrap_or(hubcache::hub::transfer::DEFAULT_MAX_CONNECTIONS)
+    );
+    println!(
+        "connection budget:  {}",
+        s.connection_budget.unwrap_or(hubcache::hub::DEFAULT_CONNECTION_BUDGET)
+    );
+    println!("verbose:            {}", yes_no(s.verbose));
     let bars = match s.disable_progress_bars {
         None => "auto (terminal only)",
         Some(true) => "off",

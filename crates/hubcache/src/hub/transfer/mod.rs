@@ -40,7 +40,7 @@ use super::error::HubError;
 use crate::digest::DigestKind;
 use crate::progress::FileProgress;
 
-pub use plan::{RangeSet, RangedConfig};
+pub use plan::{RangeSet, RangedConfig, DEFAULT_MAX_CONNECTIONS};
 pub use ranged::MAX_REFRESHES;
 pub use stream::MIN_BYTES_PER_WINDOW;
 
