@@ -307,7 +307,17 @@ impl Hub {
         dest: &Path,
     ) -> Result<()> {
         let place = |temp: &Path| std::fs::rename(temp, dest);
-        self.transfer_attempt(repo, path, known, temp, 0, false, &place).await
+        let ranged = self.client.config().ranged;
+        match known.size.filter(|s| ranged.use_ranged(Some(*s), *s)) {
+            // Large files in ranged parts here too; nothing is kept for a later run (the
+            // record sits beside the temp and goes with it).
+            Some(size) => {
+                let record = PathBuf::from(format!("{}.ranges", temp.display()));
+                self.parts_attempt(repo, path, known, size, (temp, &record), RangeSet::new(), false, &place)
+                    .await
+            }
+            None => self.transfer_attempt(repo, path, known, temp, 0, false, &place).await,
+        }
     }
 
     /// One transfer into `temp`, which already holds `start` bytes (0: it is created), then
@@ -406,7 +416,9 @@ impl Hub {
         };
         let keep = blob.is_held();
         match self
-            .parts_attempt(repo, path, known, size, (&data, &record), held, keep, blob)
+            .parts_attempt(repo, path, known, size, (&data, &record), held, keep, &|d| {
+                blob.persist(d)
+            })
             .await
         {
             Err(Error::Transfer { source, .. }) if is_bad_content(&source) => {
@@ -414,15 +426,17 @@ impl Hub {
                     "the download of {path} did not check out ({source}); fetching it again"
                 ));
                 let (data, record) = blob.parts_paths();
-                self.parts_attempt(repo, path, known, size, (&data, &record), RangeSet::new(), keep, blob)
-                    .await
+                self.parts_attempt(repo, path, known, size, (&data, &record), RangeSet::new(), keep, &|d| {
+                    blob.persist(d)
+                })
+                .await
             }
             result => result,
         }
     }
 
     /// One ranged transfer into the parts file `data` (holding `held`, recorded in `record`),
-    /// then the verified file is placed as the blob.
+    /// then `place` moves the verified file where it belongs (the blob, or a local-dir file).
     #[allow(clippy::too_many_arguments)]
     async fn parts_attempt(
         &self,
@@ -433,7 +447,7 @@ impl Hub {
         (data, record): (&Path, &Path),
         held: RangeSet,
         keep_partial: bool,
-        blob: &BlobLock<'_>,
+        place: &(dyn Fn(&Path) -> std::io::Result<()> + Sync),
     ) -> Result<()> {
         let dir = data.parent().unwrap_or(Path::new("."));
         if let Some(available) = crate::fs::available_space(dir) {
@@ -477,7 +491,7 @@ impl Hub {
         if let Err(source) = result {
             return Err(transfer_failed(repo, path, known, dir, source, guard, keep_partial));
         }
-        blob.persist(data).map_err(|e| Error::io("move into place", data, e))?;
+        place(data).map_err(|e| Error::io("move into place", data, e))?;
         guard.path = None;
         let _ = fs::remove_file(record);
         Ok(())

@@ -469,3 +469,54 @@ fn a_fast_first_connection_keeps_one_connection_and_fetches_the_rest_in_one_get(
     }
     assert_eq!(covered.ranges(), &[(0, SIZE)]);
 }
+
+#[test]
+fn a_local_dir_download_of_a_large_file_comes_in_parts_too() {
+    let (hub, data, _etag) = setup();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = request();
+    req.local_dir = Some(dir.path().to_path_buf());
+    let path = client(&hub, cache.path(), 2).download_file(&req).unwrap();
+    assert_eq!(path, dir.path().join("model.safetensors"));
+    assert!(fs::read(&path).unwrap() == data, "the file is right");
+    let gets = cdn_gets(&hub);
+    assert!(
+        gets.len() >= 2 && gets.iter().all(|g| g.status == 206),
+        "fetched in parts: {gets:?}"
+    );
+    // Nothing but the metadata file is left beside it.
+    let meta_dir = dir.path().join(".cache/huggingface/download");
+    let left: Vec<String> = fs::read_dir(&meta_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".metadata") && !n.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_local_dir_download_whose_parts_never_check_out_leaves_nothing() {
+    let (hub, _data, _etag) = setup();
+    hub.inject(FaultRule::new("/lfs/", Fault::WrongBytes).on_method("GET").repeat(1000));
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = request();
+    req.local_dir = Some(dir.path().to_path_buf());
+    let err = client(&hub, cache.path(), 2).download_file(&req).unwrap_err();
+    assert!(format!("{err:?}").contains("Hash"), "{err:?}");
+    assert!(
+        cdn_gets(&hub).iter().any(|g| g.status == 206),
+        "the fault fired on parts"
+    );
+    assert!(!dir.path().join("model.safetensors").exists(), "nothing placed");
+    let meta_dir = dir.path().join(".cache/huggingface/download");
+    let left: Vec<String> = fs::read_dir(&meta_dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".incomplete") || n.contains(".ranges"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
