@@ -79,8 +79,10 @@ fn print_line(bars: Option<&MultiProgress>, line: &str) {
     }
 }
 
-fn bar_style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+/// The style of every bar: name, bar, bytes, rate, time left.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// One file's progress: its own bar (if drawn), the snapshot's total, the verbose log.
@@ -140,9 +142,7 @@ impl Reporter for CliReporter {
         let batch = self.total.lock().ok().and_then(|t| t.clone());
         let own = (batch.is_none() || total.is_none_or(|t| t >= OWN_BAR_MIN)).then(|| {
             let bar = m.add(ProgressBar::new(total.unwrap_or(0)));
-            bar.set_style(bar_style(
-                "{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            ));
+            bar.set_style(bar_style());
             bar.set_message(name.to_string());
             bar
         });
@@ -157,9 +157,7 @@ impl Reporter for CliReporter {
     fn batch_started(&self, files: usize, bytes: u64) {
         let Some(m) = &self.bars else { return };
         let bar = m.insert(0, ProgressBar::new(bytes));
-        bar.set_style(bar_style(
-            "{msg:30!} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        ));
+        bar.set_style(bar_style());
         bar.set_message(format!("{files} files"));
         if let Ok(mut t) = self.total.lock() {
             if let Some(old) = t.replace(bar) {

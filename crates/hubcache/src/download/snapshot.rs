@@ -104,10 +104,16 @@ impl Hub {
             }
             _ => None,
         };
-        let writes = req.local_dir.is_none()
-            && selected
+        // Sizes of the files the cache still lacks (none counted for a local dir).
+        let missing: Vec<u64> = match req.local_dir {
+            Some(_) => Vec::new(),
+            None => selected
                 .iter()
-                .any(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)));
+                .filter(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)))
+                .map(|(_, f)| f.content_size())
+                .collect(),
+        };
+        let writes = !missing.is_empty();
         // A snapshot pinned to a commit has no ref while it fills: hold a writer (the clean-up
         // lock shared) for the whole snapshot so `cache prune` cannot take it for a detached
         // revision mid-way. A ref alone is best effort (a read-only cache still serves).
@@ -121,16 +127,7 @@ impl Hub {
         }
         if writes {
             self.check_snapshot_space(req, &commit, &selected)?;
-        }
-        if req.local_dir.is_none() {
-            let todo: Vec<u64> = selected
-                .iter()
-                .filter(|(p, _)| req.force || !crate::fs::is_file(&layout.snapshot_file(&commit, p)))
-                .map(|(_, f)| f.content_size())
-                .collect();
-            if !todo.is_empty() {
-                self.reporter.batch_started(todo.len(), todo.iter().sum());
-            }
+            self.reporter.batch_started(missing.len(), missing.iter().sum());
         }
         let ranged = self.client.config().ranged;
         let weight = |(_, file): &(RepoPath, tree::TreeFile)| memory_weight(Some(file.content_size()), &ranged);

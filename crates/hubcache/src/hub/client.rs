@@ -696,10 +696,11 @@ impl HubClient {
         self.get_following_all(location, &extra).await
     }
 
-    /// HEAD on a resolve URL once more (a signed download location expired): the file's
-    /// metadata with a fresh location.
-    pub async fn refresh_location(&self, resolve: &str) -> Result<FileMetadata, HubError> {
-        self.head_once(resolve, self.config.etag_timeout).await
+    /// HEAD on a resolve URL once more (a signed download location expired): a fresh location
+    /// for the file with `etag`, `None` when the file changed on the Hub meanwhile.
+    pub async fn refresh_location(&self, resolve: &str, etag: &str) -> Result<Option<String>, HubError> {
+        let meta = self.head_once(resolve, self.config.etag_timeout).await?;
+        Ok((meta.etag == etag).then_some(meta.location))
     }
 }
 

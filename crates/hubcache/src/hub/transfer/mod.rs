@@ -270,13 +270,12 @@ pub async fn download_parts(
             let (true, Some(resolve)) = (expired, req.resolve) else {
                 return result;
             };
-            let fresh = client.refresh_location(resolve).await?;
-            if fresh.etag != req.etag {
+            let Some(location) = client.refresh_location(resolve, req.etag).await? else {
                 return result;
-            }
+            };
             progress.restart();
             let again = TransferRequest {
-                location: &fresh.location,
+                location: &location,
                 resume_from: file.metadata().map_err(io_err)?.len(),
                 ..plain
             };

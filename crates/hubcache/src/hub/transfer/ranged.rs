@@ -247,12 +247,11 @@ impl Shared<'_> {
             return Ok(false);
         }
         *refreshes += 1;
-        let meta = self.client.refresh_location(resolve).await?;
-        if meta.etag != self.req.etag {
+        let Some(location) = self.client.refresh_location(resolve, self.req.etag).await? else {
             // The file changed on the Hub meanwhile: the 403 stands.
             return Ok(false);
-        }
-        *lock(&self.location) = (seen + 1, meta.location);
+        };
+        *lock(&self.location) = (seen + 1, location);
         Ok(true)
     }
 }
@@ -340,9 +339,9 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
         if ramp.is_none() && sh.confirmed.load(Ordering::Relaxed) {
             let now = sh.received.load(Ordering::Relaxed);
             let (at, from) = *probe_from.get_or_insert((Instant::now(), now));
-            let secs = at.elapsed().as_secs_f64();
-            if now - from >= plan::PROBE_BYTES || at.elapsed() >= plan::PROBE_TIME {
-                let rate = (now - from) as f64 / secs.max(1e-3);
+            let elapsed = at.elapsed();
+            if now - from >= plan::PROBE_BYTES || elapsed >= plan::PROBE_TIME {
+                let rate = (now - from) as f64 / elapsed.as_secs_f64().max(1e-3);
                 let start = cfg.start_after_probe(rate);
                 sh.event(format!(
                     "first connection at {}/s: {start} connection(s), up to {}",
