@@ -50,6 +50,20 @@ fn lost(e: &object_store::Error) -> bool {
     )
 }
 
+impl LeaseGuard {
+    /// The guard of a lease just written by `holder` (its version from the PUT's answer).
+    fn written(key: String, holder: &str, put: object_store::PutResult) -> LeaseGuard {
+        LeaseGuard {
+            key,
+            holder: holder.to_string(),
+            version: UpdateVersion {
+                e_tag: put.e_tag,
+                version: put.version,
+            },
+        }
+    }
+}
+
 impl S3Store {
     /// Tries to take the lease on filling blob `etag` for `ttl`.
     pub async fn try_lease(&self, etag: &str, holder: &str, ttl: Duration) -> Result<Acquire, StoreError> {
@@ -60,14 +74,7 @@ impl S3Store {
         };
         match self.meta().put_opts(&obj(&key), body(holder, ttl), create).await {
             Ok(r) => {
-                let guard = LeaseGuard {
-                    key,
-                    holder: holder.to_string(),
-                    version: UpdateVersion {
-                        e_tag: r.e_tag,
-                        version: r.version,
-                    },
-                };
+                let guard = LeaseGuard::written(key, holder, r);
                 return self.confirm(guard, ttl).await;
             }
             Err(e) if lost(&e) => {}
@@ -90,14 +97,7 @@ impl S3Store {
         };
         match self.meta().put_opts(&obj(&key), body(holder, ttl), update).await {
             Ok(r) => {
-                let guard = LeaseGuard {
-                    key,
-                    holder: holder.to_string(),
-                    version: UpdateVersion {
-                        e_tag: r.e_tag,
-                        version: r.version,
-                    },
-                };
+                let guard = LeaseGuard::written(key, holder, r);
                 self.confirm(guard, ttl).await
             }
             Err(e) if lost(&e) => Ok(Acquire::Busy(now_ms() + ttl.as_millis() as u64)),
