@@ -1,7 +1,12 @@
 //! Benchmark: hubcache vs Python huggingface_hub against the in-process fake Hub on loopback.
 //!
 //! `cargo run --release -p hubcache-test-support --bin hubcache-bench -- [--size-mib 1024]
-//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH] [--no-python] [--mirror] [--bundle]`
+//! [--files 1000] [--file-kib 4] [--hubcache PATH] [--python PATH] [--no-python]
+//! [--hf-hub-peer PATH] [--mirror] [--bundle]`
+//!
+//! The large file also goes to `hf-hub-peer` (the `hf-hub` 1.0 crate, `HFClientSync`; it verifies
+//! nothing), default `target/release/hf-hub-peer`, skipped when absent; build it with
+//! `cargo build --release --manifest-path crates/hubcache-test-support/peers/hf-hub-peer/Cargo.toml --target-dir target`.
 //!
 //! With `--bundle` it times `hubcache export` and `hubcache import` of one large model (hashing
 //! included).
@@ -11,8 +16,8 @@
 //!
 //! With `--wan` the fake Hub gets CDN-shaped networks (a rate cap per CDN connection through
 //! `SO_MAX_PACING_RATE`, a seeded bimodal draw of it, 20 ms per request) and hubcache is set
-//! side by side with Python, `aria2c -x16 -s16 -k1M` and curl on the resolved CDN URL (aria2c
-//! and curl verify nothing); then a many-small-files snapshot at 20 ms per request.
+//! side by side with Python, `aria2c -x16 -s16 -k1M`, curl on the resolved CDN URL and
+//! `hf-hub-peer` (aria2c, curl and hf-hub verify nothing); then a many-small-files snapshot at 20 ms per request.
 //! `--only cap,bimodal,loopback,snapshot` runs some of these scenarios.
 //!
 //! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
@@ -31,6 +36,8 @@ struct Opts {
     file_kib: usize,
     hubcache: PathBuf,
     python: Option<PathBuf>,
+    /// `--hf-hub-peer PATH`: the hf-hub 1.0 peer binary (default: `target/release/hf-hub-peer` if built).
+    hf_hub_peer: Option<PathBuf>,
     mirror: bool,
     bundle: bool,
     wan: bool,
@@ -46,6 +53,7 @@ fn parse_args() -> Result<Opts, String> {
         file_kib: 4,
         hubcache: root.join("target/release/hubcache"),
         python: Some(root.join(".venv/bin/python")).filter(|p| p.is_file()),
+        hf_hub_peer: Some(root.join("target/release/hf-hub-peer")).filter(|p| p.is_file()),
         mirror: false,
         bundle: false,
         wan: false,
@@ -61,6 +69,7 @@ fn parse_args() -> Result<Opts, String> {
             "--hubcache" => o.hubcache = PathBuf::from(val()?),
             "--python" => o.python = Some(PathBuf::from(val()?)),
             "--no-python" => o.python = None,
+            "--hf-hub-peer" => o.hf_hub_peer = Some(PathBuf::from(val()?)),
             "--mirror" => o.mirror = true,
             "--bundle" => o.bundle = true,
             "--wan" => o.wan = true,
@@ -155,6 +164,22 @@ fn hubcache_cmd(o: &Opts, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command
     c.args(args);
     base_env(&mut c, hub, cache);
     c
+}
+
+/// How to build the hf-hub 1.0 peer into the default `--hf-hub-peer` path (run from the repo root).
+const HF_HUB_PEER_BUILD: &str = "cargo build --release --manifest-path crates/hubcache-test-support/peers/hf-hub-peer/Cargo.toml --target-dir target";
+
+/// The hf-hub 1.0 peer downloading `repo`'s `file` into `cache`, or `None` (and a line saying how
+/// to build it) when there is no peer binary.
+fn hf_hub_peer_cmd(o: &Opts, hub: &FakeHub, cache: &Path, repo: &str, file: &str) -> Option<Command> {
+    let Some(peer) = &o.hf_hub_peer else {
+        println!("hf-hub 1.0 (crate): skipped, not built (`{HF_HUB_PEER_BUILD}`, or --hf-hub-peer PATH)");
+        return None;
+    };
+    let mut c = Command::new(peer);
+    c.args([repo, file]);
+    base_env(&mut c, hub, cache);
+    Some(c)
 }
 
 fn rss(r: &Run) -> String {
@@ -255,6 +280,17 @@ fn main() {
         );
         let _ = std::fs::remove_dir_all(&cache);
     }
+    let cache = fresh_dir("big-hf-hub");
+    if let Some(c) = hf_hub_peer_cmd(&o, &hub, &cache, "bench/big", "model.safetensors") {
+        let r = run(c);
+        println!(
+            "hf-hub 1.0 (crate): {:6.2} s  {:8.1} MB/s  peak RSS {}  (no verification)",
+            r.secs,
+            mb / r.secs,
+            rss(&r)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cache);
 
     println!("## snapshot of {} × {} KiB files", o.files, o.file_kib);
     let cache = fresh_dir("many-rs");
@@ -691,6 +727,11 @@ fn wan_bench(o: &Opts) {
         c.args(["-sf", "-o"]).arg(out.join("curl.bin")).arg(&cdn);
         line("curl (one stream)", &run(c), "  (no verification)");
         let _ = std::fs::remove_dir_all(&out);
+        let cache = fresh_dir("wan-hf-hub");
+        if let Some(c) = hf_hub_peer_cmd(o, &hub, &cache, "bench/big", "model.safetensors") {
+            line("hf-hub 1.0 (crate)", &run(c), "  (no verification)");
+        }
+        let _ = std::fs::remove_dir_all(&cache);
     }
     if !wanted("snapshot") {
         return;
