@@ -1,29 +1,36 @@
-//! The writer of a ranged transfer: parts arrive at any offset, are written with positional
-//! writes (`write_at`) on a thread of its own, and the digest follows the contiguous prefix:
-//! bytes written where the prefix ends go to the hasher as they are, bytes written beyond it
-//! are read back from the file once the prefix reaches them. The set of ranges written is kept
-//! in a record beside the file (written atomically, every [`RECORD_EVERY`] bytes and at the
+//! The writer of a ranged transfer: parts arrive at any offset and are written with positional
+//! writes (`write_at`) on a thread of its own; a second thread follows with the digest over the
+//! contiguous prefix. It hashes the bytes themselves when they were written close to where the
+//! prefix ends (at most [`KEEP_BUDGET`] of them kept), and reads the rest back from the file once
+//! the prefix reaches them. The writer never waits for the hasher: a long read-back (a part
+//! finished ahead of the prefix) does not hold up the connections. The set of ranges written is
+//! kept in a record beside the file (written atomically, every [`RECORD_EVERY`] bytes and at the
 //! end), so a later run fetches only what is missing.
 //!
 //! Memory: [`QUEUE`] messages of at most [`super::sink::WRITE_CHUNK`]-ish bytes to the writer,
-//! `HASH_QUEUE` read-back chunks of [`READ_BACK`] bytes to the hasher.
+//! [`KEEP_BUDGET`] of kept bytes and one [`READ_BACK`] buffer for the hasher.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::plan::RangeSet;
 use super::TransferError;
-use crate::digest::{DigestKind, HashThread, Hasher};
+use crate::digest::{DigestKind, Hasher};
 
 /// Messages in flight to the writer thread.
 const QUEUE: usize = 16;
-/// Messages in flight to the hasher thread.
-const HASH_QUEUE: usize = 4;
+/// Most bytes handed to the hasher with their write (the rest it reads back from the file).
+const KEEP_BUDGET: u64 = 8 << 20;
 /// Read-back chunk (bytes written ahead of the prefix, hashed from the file).
 const READ_BACK: usize = 1 << 20;
 /// The record is rewritten after this many new bytes (a rename of a small file, no fsync: after
@@ -76,16 +83,17 @@ impl PartSink {
         file.set_len(size)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done_tx, done) = oneshot::channel();
-        let hasher = kind.and_then(|k| Hasher::for_kind(k, Some(size)));
+        let hash = match kind.and_then(|k| Hasher::for_kind(k, Some(size))) {
+            Some(h) => Some(Follower::spawn(h, file.try_clone()?, held.clone(), size)?),
+            None => None,
+        };
         let writer = PartWriter {
-            reader: file.try_clone()?,
             file,
             record: record.to_path_buf(),
             size,
             held,
-            frontier: 0,
             unrecorded: 0,
-            hash: hasher.map(|h| HashThread::spawn(h, HASH_QUEUE, |_| Ok(()))),
+            hash,
         };
         std::thread::Builder::new()
             .name("hubcache-parts".into())
@@ -121,14 +129,11 @@ impl PartSink {
 /// The writer thread's state.
 struct PartWriter {
     file: File,
-    reader: File,
     record: PathBuf,
     size: u64,
     held: RangeSet,
-    /// Bytes `[0, frontier)` were handed to the hasher.
-    frontier: u64,
     unrecorded: u64,
-    hash: Option<HashThread>,
+    hash: Option<Follower>,
 }
 
 impl PartWriter {
@@ -136,16 +141,15 @@ impl PartWriter {
         let result = self.serve(&mut rx);
         // Whatever happened, the record says what is on disk, for a later run.
         let recorded = self.write_record();
-        result?;
         let held = self.held.covered();
-        let complete = self.frontier == self.size;
-        let digest = match self.hash.take() {
-            Some(h) if complete => {
-                let d = h.finish()?;
-                d.sha256.or(d.git_sha1)
-            }
+        let complete = result.is_ok() && held == self.size;
+        // The hasher is always joined; it stops early when the file is incomplete.
+        let digest = match self.hash.take().map(Follower::finish) {
+            Some(Ok(Some(d))) => d.sha256.or(d.git_sha1),
+            Some(Err(e)) if complete => return Err(e),
             _ => None,
         };
+        result?;
         if complete {
             // A complete file needs no record; it is placed or discarded next.
             let _ = std::fs::remove_file(&self.record);
@@ -156,7 +160,6 @@ impl PartWriter {
     }
 
     fn serve(&mut self, rx: &mut mpsc::Receiver<PartOp>) -> io::Result<()> {
-        self.advance(None)?;
         while let Some(PartOp::Write(at, data)) = rx.blocking_recv() {
             let end = at.saturating_add(data.len() as u64);
             if end > self.size {
@@ -164,49 +167,13 @@ impl PartWriter {
             }
             self.file.write_all_at(&data, at)?;
             self.held.insert(at, end);
-            self.advance(Some((at, data)))?;
+            if let Some(h) = &self.hash {
+                h.offer(at, data);
+            }
             self.unrecorded += end - at;
             if self.unrecorded >= RECORD_EVERY {
                 self.write_record()?;
             }
-        }
-        Ok(())
-    }
-
-    /// Moves the hash frontier over every byte now held: `fresh` (just written) directly when it
-    /// starts at the frontier, the rest read back from the file.
-    fn advance(&mut self, fresh: Option<(u64, Bytes)>) -> io::Result<()> {
-        if let Some((at, data)) = fresh {
-            let end = at + data.len() as u64;
-            if at <= self.frontier && end > self.frontier {
-                let skip = usize::try_from(self.frontier - at).unwrap_or(usize::MAX);
-                if let Some(h) = &self.hash {
-                    h.update(data.slice(skip..));
-                }
-                self.frontier = end;
-            }
-        }
-        let reach = self.held.contiguous_from(self.frontier);
-        if self.frontier < reach && self.hash.is_some() {
-            self.reader.seek(SeekFrom::Start(self.frontier))?;
-        }
-        while self.frontier < reach {
-            let n = (reach - self.frontier).min(READ_BACK as u64);
-            let Some(h) = &self.hash else {
-                self.frontier = reach;
-                break;
-            };
-            // Read into spare capacity: no zeroing of a buffer about to be overwritten.
-            let mut buf = Vec::with_capacity(READ_BACK);
-            (&mut self.reader).take(n).read_to_end(&mut buf)?;
-            if buf.len() as u64 != n {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the parts file is shorter than the bytes written to it",
-                ));
-            }
-            h.update(Bytes::from(buf));
-            self.frontier += n;
         }
         Ok(())
     }
@@ -220,6 +187,187 @@ impl PartWriter {
             let _ = std::fs::remove_file(&tmp);
         }
         written
+    }
+}
+
+/// Bytes now on disk, told to the hasher; `data` is a copy-free handle on them when kept.
+struct Written {
+    at: u64,
+    end: u64,
+    data: Option<Bytes>,
+}
+
+/// What the writer and the hasher both see.
+struct Follow {
+    /// Bytes `[0, frontier)` are hashed.
+    frontier: AtomicU64,
+    /// Bytes handed over with their write and not yet let go by the hasher.
+    kept: AtomicU64,
+}
+
+/// The writer's side of the hasher thread.
+struct Follower {
+    tx: std_mpsc::Sender<Written>,
+    shared: Arc<Follow>,
+    handle: JoinHandle<io::Result<Option<crate::digest::Digests>>>,
+}
+
+impl Follower {
+    fn spawn(hasher: Hasher, reader: File, held: RangeSet, size: u64) -> io::Result<Follower> {
+        let (tx, rx) = std_mpsc::channel();
+        let shared = Arc::new(Follow {
+            frontier: AtomicU64::new(0),
+            kept: AtomicU64::new(0),
+        });
+        let state = HashState {
+            hasher,
+            reader,
+            held,
+            size,
+            frontier: 0,
+            kept: BTreeMap::new(),
+            shared: Arc::clone(&shared),
+        };
+        let handle = std::thread::Builder::new()
+            .name("hubcache-hash".into())
+            .spawn(move || state.run(&rx))?;
+        Ok(Follower { tx, shared, handle })
+    }
+
+    /// Tells the hasher that `data` is on disk at `at`, handing the bytes over when they are
+    /// close enough to the frontier to be hashed soon and the budget allows.
+    fn offer(&self, at: u64, data: Bytes) {
+        let len = data.len() as u64;
+        let end = at + len;
+        let frontier = self.shared.frontier.load(Ordering::Relaxed);
+        // Only this thread adds to `kept`, so the check holds until the add.
+        let keep = end > frontier
+            && at < frontier + KEEP_BUDGET
+            && self.shared.kept.load(Ordering::Relaxed) + len <= KEEP_BUDGET;
+        if keep {
+            self.shared.kept.fetch_add(len, Ordering::Relaxed);
+        }
+        // A send fails only when the hasher stopped; `finish` says why.
+        let _ = self.tx.send(Written {
+            at,
+            end,
+            data: keep.then_some(data),
+        });
+    }
+
+    /// Waits for the hasher: the digests when it hashed the whole file.
+    fn finish(self) -> io::Result<Option<crate::digest::Digests>> {
+        drop(self.tx);
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the hasher thread panicked")))
+    }
+}
+
+/// The hasher thread's state.
+struct HashState {
+    hasher: Hasher,
+    reader: File,
+    /// Ranges on disk, as the writer told.
+    held: RangeSet,
+    size: u64,
+    frontier: u64,
+    /// Bytes handed over with their write, by offset.
+    kept: BTreeMap<u64, Bytes>,
+    shared: Arc<Follow>,
+}
+
+impl HashState {
+    fn run(mut self, rx: &std_mpsc::Receiver<Written>) -> io::Result<Option<crate::digest::Digests>> {
+        let mut buf = vec![0u8; READ_BACK];
+        let mut open = true;
+        loop {
+            while open {
+                match rx.try_recv() {
+                    Ok(w) => self.absorb(w),
+                    Err(std_mpsc::TryRecvError::Empty) => break,
+                    Err(std_mpsc::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            if self.frontier == self.size {
+                break;
+            }
+            if !open && self.held.covered() < self.size {
+                // The transfer ended incomplete: no digest is wanted.
+                break;
+            }
+            let reach = self.held.contiguous_from(self.frontier);
+            if self.frontier < reach {
+                self.step(reach, &mut buf)?;
+                self.shared.frontier.store(self.frontier, Ordering::Relaxed);
+                continue;
+            }
+            if !open {
+                break;
+            }
+            match rx.recv() {
+                Ok(w) => self.absorb(w),
+                Err(_) => open = false,
+            }
+        }
+        Ok((self.frontier == self.size).then(|| self.hasher.finish()))
+    }
+
+    fn absorb(&mut self, w: Written) {
+        self.held.insert(w.at, w.end);
+        if let Some(data) = w.data {
+            if w.end > self.frontier {
+                if let Some(old) = self.kept.insert(w.at, data) {
+                    self.release(&old);
+                }
+            } else {
+                self.release(&data);
+            }
+        }
+    }
+
+    fn release(&self, data: &Bytes) {
+        self.shared.kept.fetch_sub(data.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Hashes on from the frontier towards `reach`: kept bytes when they start there, else up
+    /// to one [`READ_BACK`] chunk read from the file (up to the next kept bytes).
+    fn step(&mut self, reach: u64, buf: &mut [u8]) -> io::Result<()> {
+        while let Some(entry) = self.kept.first_entry() {
+            if *entry.key() + entry.get().len() as u64 > self.frontier {
+                break;
+            }
+            let gone = entry.remove();
+            self.release(&gone);
+        }
+        let next = self.kept.first_key_value().map(|(&at, d)| (at, d.clone()));
+        match next {
+            Some((at, data)) if at <= self.frontier => {
+                let end = (at + data.len() as u64).min(reach);
+                let from = usize::try_from(self.frontier - at).unwrap_or(usize::MAX);
+                let to = usize::try_from(end - at).unwrap_or(usize::MAX);
+                self.hasher.update(&data[from..to]);
+                self.frontier = end;
+            }
+            next => {
+                let stop = next
+                    .map_or(reach, |(at, _)| at.min(reach))
+                    .min(self.frontier + buf.len() as u64);
+                let n = usize::try_from(stop - self.frontier).unwrap_or(buf.len());
+                self.reader
+                    .read_exact_at(&mut buf[..n], self.frontier)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::UnexpectedEof => io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the parts file is shorter than the bytes written to it",
+                        ),
+                        _ => e,
+                    })?;
+                self.hasher.update(&buf[..n]);
+                self.frontier = stop;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +432,42 @@ mod tests {
         let mut expect = RangeSet::new();
         expect.insert(2 * mib as u64, 3 * mib as u64);
         assert_eq!(RangeSet::decode(&text, size), Some(expect));
+    }
+
+    /// A part far ahead of the hash frontier (beyond what is kept in memory) is read back from
+    /// the file; the parts near the frontier are hashed as they come: the digest is the whole's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn far_ahead_parts_are_read_back_near_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mib = 1usize << 20;
+        let all = data(3 * KEEP_BUDGET as usize);
+        let size = all.len() as u64;
+        let path = dir.path().join("f.parts");
+        let record = dir.path().join("f.record");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let sink = PartSink::start(file, &path, &record, Some(DigestKind::Sha256), size, RangeSet::new()).unwrap();
+        let tx = sink.sender().unwrap();
+        let far = 2 * KEEP_BUDGET as usize;
+        // The far half first (read back later), then the rest in order, interleaved.
+        let mut order: Vec<(usize, usize)> = (far..all.len()).step_by(mib).map(|a| (a, a + mib)).collect();
+        for a in (0..far).step_by(mib) {
+            order.push((a, a + mib));
+        }
+        for (a, b) in order {
+            assert!(tx.write(a as u64, Bytes::copy_from_slice(&all[a..b])).await);
+        }
+        drop(tx);
+        let done = sink.finish().await.unwrap();
+        let mut whole = Hasher::sha256();
+        whole.update(&all);
+        assert_eq!(done.digest, whole.finish().sha256);
+        assert_eq!(done.held, size);
     }
 
     #[tokio::test]

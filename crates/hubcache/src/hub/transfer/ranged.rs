@@ -221,6 +221,27 @@ impl Shared<'_> {
         })
     }
 
+    /// Whether another running part is behind `part` (the hash follows the part furthest
+    /// behind, so that one is the last to give up its connection).
+    fn is_ahead(&self, part: &Arc<Part>) -> bool {
+        let mine = part.lock().pos;
+        lock(&self.active)
+            .iter()
+            .any(|p| !Arc::ptr_eq(p, part) && p.lock().pos < mine)
+    }
+
+    /// Ends `part` where it stands and queues its rest first; returns the rest.
+    fn hand_back(&self, part: &Arc<Part>) -> (u64, u64) {
+        let mut s = part.lock();
+        let rest = (s.pos, s.end);
+        s.end = s.pos;
+        drop(s);
+        if rest.0 < rest.1 {
+            lock(&self.queue).push_front(rest);
+        }
+        rest
+    }
+
     fn retire(&self, part: &Arc<Part>) {
         lock(&self.active).retain(|p| !Arc::ptr_eq(p, part));
     }
@@ -261,6 +282,8 @@ enum GetEnd {
     Done,
     /// Dropped as too slow; its rest is queued again.
     Recycled,
+    /// Stopped because fewer connections are wanted; its rest is queued again.
+    Left,
 }
 
 /// Why one GET of a part failed.
@@ -444,7 +467,10 @@ async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Resul
             };
             let r = fetch_part(sh, &part).await;
             sh.retire(&part);
-            r?;
+            if r? {
+                // Left mid-part as a surplus: `running` was already decremented.
+                return Ok(false);
+            }
         }
     }
     .await;
@@ -458,13 +484,15 @@ async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Resul
     }
 }
 
-/// Fetches one part, retrying it on its own from where it stopped.
-async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<(), Stop> {
+/// Fetches one part, retrying it on its own from where it stopped; `true` when its connection
+/// left as a surplus (the rest of the part queued again).
+async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<bool, Stop> {
     let mut budget = ResumeBudget::new(sh.client.config().transfer_retry(), part.lock().pos);
     loop {
         let (generation, location) = sh.location();
         let error = match get_part(sh, part, &location).await {
-            Ok(GetEnd::Done | GetEnd::Recycled) => return Ok(()),
+            Ok(GetEnd::Done | GetEnd::Recycled) => return Ok(false),
+            Ok(GetEnd::Left) => return Ok(true),
             Err(GetErr::Stop(s)) => return Err(s),
             Err(GetErr::Hub(e)) => e,
         };
@@ -664,6 +692,15 @@ async fn receive_chunks(
         }
         if got >= next_check {
             next_check = got + RECYCLE_CHECK_EVERY;
+            // Fewer connections wanted (the ramp backed off): one ahead of the others stops now
+            // rather than at the end of its part.
+            if sh.running.load(Ordering::Relaxed) > sh.target.load(Ordering::Relaxed)
+                && sh.is_ahead(part)
+                && sh.leave_if_surplus()
+            {
+                sh.hand_back(part);
+                return Ok(GetEnd::Left);
+            }
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             let my_rate = got as f64 / secs;
             sh.note_rate(my_rate);
@@ -676,10 +713,7 @@ async fn receive_chunks(
                     .is_ok()
             {
                 // Hand the rest to a new connection; this one is dropped with the answer.
-                let mut s = part.lock();
-                let rest = (s.pos, s.end);
-                s.end = s.pos;
-                drop(s);
+                let rest = sh.hand_back(part);
                 sh.event(format!(
                     "a connection at {}/s (typical {}/s) replaced; bytes {}-{} go to a new one",
                     crate::units::format_size(my_rate as u64),
@@ -687,9 +721,6 @@ async fn receive_chunks(
                     rest.0,
                     rest.1
                 ));
-                if rest.0 < rest.1 {
-                    lock(&sh.queue).push_front(rest);
-                }
                 return Ok(GetEnd::Recycled);
             }
         }
