@@ -18,7 +18,8 @@
 //! `SO_MAX_PACING_RATE`, a seeded bimodal draw of it, 20 ms per request) and hubcache is set
 //! side by side with Python, `aria2c -x16 -s16 -k1M`, curl on the resolved CDN URL and
 //! `hf-hub-peer` (aria2c, curl and hf-hub verify nothing); then a many-small-files snapshot at 20 ms per request.
-//! `--only cap,bimodal,loopback,snapshot` runs some of these scenarios.
+//! `--only cap,bimodal,loopback,snapshot` runs some of these scenarios; `--repeat N` runs each
+//! large-file scenario N rounds, each round started by another client, and prints medians.
 //!
 //! Prints throughput of one large LFS file, peak RSS of each client process (GNU time),
 //! time of a many-small-files snapshot, and the requests warm calls make.
@@ -43,6 +44,8 @@ struct Opts {
     wan: bool,
     /// `--only cap,bimodal,loopback,snapshot`: the `--wan` scenarios to run (default: all).
     only: Option<Vec<String>>,
+    /// `--repeat N`: rounds of each `--wan` large-file scenario (median printed; default 1).
+    repeat: usize,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Opts, String> {
         bundle: false,
         wan: false,
         only: None,
+        repeat: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -74,6 +78,7 @@ fn parse_args() -> Result<Opts, String> {
             "--bundle" => o.bundle = true,
             "--wan" => o.wan = true,
             "--only" => o.only = Some(val()?.split(',').map(str::to_string).collect()),
+            "--repeat" => o.repeat = val()?.parse().map_err(|e| format!("--repeat: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -614,6 +619,60 @@ fn bundle_bench(o: &Opts) {
 }
 
 /// One large file over CDN-shaped networks, then a snapshot of small files at 20 ms per request.
+/// A client of the `--wan` large-file scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Hubcache,
+    Python,
+    Aria2,
+    Curl,
+    HfHub,
+}
+
+impl Client {
+    /// The name printed for it.
+    fn name(self) -> &'static str {
+        match self {
+            Client::Hubcache => "hubcache",
+            Client::Python => "huggingface_hub",
+            Client::Aria2 => "aria2c -x16 -s16 -k1M",
+            Client::Curl => "curl (one stream)",
+            Client::HfHub => "hf-hub 1.0 (crate)",
+        }
+    }
+
+    /// What is printed after its figures.
+    fn note(self) -> &'static str {
+        match self {
+            Client::Hubcache | Client::Python => "",
+            _ => "  (no verification)",
+        }
+    }
+}
+
+/// Prints one client's runs of a `--mb` MB file: the median time and rate, the range of rates
+/// over the rounds and the highest peak RSS.
+fn print_runs(who: &str, runs: &[Run], mb: f64, extra: &str) {
+    let mut secs: Vec<f64> = runs.iter().map(|r| r.secs).collect();
+    secs.sort_by(f64::total_cmp);
+    let Some(&median) = secs.get(secs.len() / 2) else {
+        return;
+    };
+    let range = match (secs.first(), secs.last()) {
+        (Some(&fast), Some(&slow)) if secs.len() > 1 => format!("  [{:.0}–{:.0} MB/s]", mb / slow, mb / fast),
+        _ => String::new(),
+    };
+    let peak = Run {
+        secs: median,
+        peak_rss_kib: runs.iter().filter_map(|r| r.peak_rss_kib).max(),
+    };
+    println!(
+        "{who:<22} {median:7.2} s  {:8.1} MB/s  peak RSS {}{range}{extra}",
+        mb / median,
+        rss(&peak)
+    );
+}
+
 fn wan_bench(o: &Opts) {
     let hub = FakeHub::start();
     let size = o.size_mib << 20;
@@ -673,65 +732,78 @@ fn wan_bench(o: &Opts) {
         }
         hub.set_wan(wan);
         println!("## {name}");
-        let line = |who: &str, r: &Run, extra: &str| {
-            println!(
-                "{who:<22} {:7.2} s  {:8.1} MB/s  peak RSS {}{extra}",
-                r.secs,
-                mb / r.secs,
-                rss(r)
-            );
-        };
-        let cache = fresh_dir("wan-rs");
-        hub.clear_requests();
-        let r = run(hubcache_cmd(
-            o,
-            &hub,
-            &cache,
-            &["download", "bench/big", "model.safetensors"],
-        ));
-        let gets = hub.requests().iter().filter(|r| r.is_content_get()).count();
-        line("hubcache", &r, &format!("  ({gets} content GETs)"));
-        let _ = std::fs::remove_dir_all(&cache);
-        if let Some(py) = &o.python {
-            let cache = fresh_dir("wan-py");
-            let r = run(python_cmd(
-                py,
-                &hub,
-                &cache,
-                "from huggingface_hub import hf_hub_download; hf_hub_download('bench/big', 'model.safetensors')",
-            ));
-            line("huggingface_hub", &r, "");
-            let _ = std::fs::remove_dir_all(&cache);
+        let mut clients = vec![Client::Hubcache];
+        if o.python.is_some() {
+            clients.push(Client::Python);
         }
-        let out = fresh_dir("wan-dl");
-        let _ = std::fs::create_dir_all(&out);
-        if aria2 {
-            let mut c = Command::new("/usr/bin/aria2c");
-            c.args([
-                "-x16",
-                "-s16",
-                "-k1M",
-                "-q",
-                "--file-allocation=none",
-                "--allow-overwrite=true",
-            ])
-            .arg("-d")
-            .arg(&out)
-            .args(["-o", "aria2.bin", &cdn]);
-            line("aria2c -x16 -s16 -k1M", &run(c), "  (no verification)");
-            let _ = std::fs::remove_file(out.join("aria2.bin"));
-        } else {
-            println!("aria2c: not installed (apt-get install -y aria2)");
+        match aria2 {
+            true => clients.push(Client::Aria2),
+            false => println!("aria2c: not installed (apt-get install -y aria2)"),
         }
-        let mut c = Command::new("curl");
-        c.args(["-sf", "-o"]).arg(out.join("curl.bin")).arg(&cdn);
-        line("curl (one stream)", &run(c), "  (no verification)");
-        let _ = std::fs::remove_dir_all(&out);
-        let cache = fresh_dir("wan-hf-hub");
-        if let Some(c) = hf_hub_peer_cmd(o, &hub, &cache, "bench/big", "model.safetensors") {
-            line("hf-hub 1.0 (crate)", &run(c), "  (no verification)");
+        clients.push(Client::Curl);
+        match o.hf_hub_peer {
+            Some(_) => clients.push(Client::HfHub),
+            None => println!("hf-hub 1.0 (crate): skipped, not built (`{HF_HUB_PEER_BUILD}`, or --hf-hub-peer PATH)"),
         }
-        let _ = std::fs::remove_dir_all(&cache);
+        let mut runs: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
+        let mut gets = Vec::new();
+        for round in 0..o.repeat {
+            // Each round starts with another client: whoever goes first meets the machine's
+            // state after an idle moment (on a VM, memory handed back to the host is slow to
+            // touch again).
+            for k in 0..clients.len() {
+                let i = (k + round) % clients.len();
+                let dir = fresh_dir("wan-client");
+                let _ = std::fs::create_dir_all(&dir);
+                let cmd = match clients[i] {
+                    Client::Hubcache => hubcache_cmd(o, &hub, &dir, &["download", "bench/big", "model.safetensors"]),
+                    Client::Python => python_cmd(
+                        o.python.as_deref().unwrap_or(Path::new("python3")),
+                        &hub,
+                        &dir,
+                        "from huggingface_hub import hf_hub_download; hf_hub_download('bench/big', 'model.safetensors')",
+                    ),
+                    Client::Aria2 => {
+                        let mut c = Command::new("/usr/bin/aria2c");
+                        c.args([
+                            "-x16",
+                            "-s16",
+                            "-k1M",
+                            "-q",
+                            "--file-allocation=none",
+                            "--allow-overwrite=true",
+                        ])
+                        .arg("-d")
+                        .arg(&dir)
+                        .args(["-o", "aria2.bin", &cdn]);
+                        c
+                    }
+                    Client::Curl => {
+                        let mut c = Command::new("curl");
+                        c.args(["-sf", "-o"]).arg(dir.join("curl.bin")).arg(&cdn);
+                        c
+                    }
+                    Client::HfHub => match hf_hub_peer_cmd(o, &hub, &dir, "bench/big", "model.safetensors") {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                };
+                hub.clear_requests();
+                runs[i].push(run(cmd));
+                if clients[i] == Client::Hubcache {
+                    gets.push(hub.requests().iter().filter(|r| r.is_content_get()).count());
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        for (client, runs) in clients.iter().zip(&runs) {
+            let mut extra = client.note().to_string();
+            if *client == Client::Hubcache {
+                let list: Vec<String> = gets.iter().map(|g| g.to_string()).collect();
+                extra = format!("  ({} content GETs)", list.join("/"));
+            }
+            print_runs(client.name(), runs, mb, &extra);
+        }
     }
     if !wanted("snapshot") {
         return;
