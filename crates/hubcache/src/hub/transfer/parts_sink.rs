@@ -399,19 +399,11 @@ mod tests {
         held.insert(3 * mib as u64, 4 * mib as u64);
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
         let sink = PartSink::start(file, &path, &record, Some(DigestKind::Sha256), size, held.clone()).unwrap();
-        let tx = sink.sender().unwrap();
+        let mut pieces = Vec::new();
         for (a, b) in [(4 * mib, 5 * mib), (2 * mib, 3 * mib), (mib, 2 * mib)] {
-            for at in (a..b).step_by(100_000) {
-                let end = (at + 100_000).min(b);
-                assert!(tx.write(at as u64, Bytes::copy_from_slice(&all[at..end])).await);
-            }
+            pieces.extend((a..b).step_by(100_000).map(|at| (at, (at + 100_000).min(b))));
         }
-        drop(tx);
-        let done = sink.finish().await.unwrap();
-        let mut whole = Hasher::sha256();
-        whole.update(&all);
-        assert_eq!(done.digest, whole.finish().sha256);
-        assert_eq!(done.held, size);
+        write_and_check(sink, &all, &pieces).await;
         assert_eq!(std::fs::read(&path).unwrap(), all);
         assert!(!record.exists(), "a complete file has no record");
 
@@ -452,22 +444,29 @@ mod tests {
             .open(&path)
             .unwrap();
         let sink = PartSink::start(file, &path, &record, Some(DigestKind::Sha256), size, RangeSet::new()).unwrap();
-        let tx = sink.sender().unwrap();
         let far = 2 * KEEP_BUDGET as usize;
-        // The far half first (read back later), then the rest in order, interleaved.
-        let mut order: Vec<(usize, usize)> = (far..all.len()).step_by(mib).map(|a| (a, a + mib)).collect();
-        for a in (0..far).step_by(mib) {
-            order.push((a, a + mib));
-        }
-        for (a, b) in order {
+        // The far third first (read back later), then the rest in order.
+        let pieces: Vec<(usize, usize)> = (far..all.len())
+            .step_by(mib)
+            .chain((0..far).step_by(mib))
+            .map(|a| (a, a + mib))
+            .collect();
+        write_and_check(sink, &all, &pieces).await;
+    }
+
+    /// Writes `pieces` of `all` in this order, then checks the digest is the whole's and every
+    /// byte is held.
+    async fn write_and_check(sink: PartSink, all: &[u8], pieces: &[(usize, usize)]) {
+        let tx = sink.sender().unwrap();
+        for &(a, b) in pieces {
             assert!(tx.write(a as u64, Bytes::copy_from_slice(&all[a..b])).await);
         }
         drop(tx);
         let done = sink.finish().await.unwrap();
         let mut whole = Hasher::sha256();
-        whole.update(&all);
+        whole.update(all);
         assert_eq!(done.digest, whole.finish().sha256);
-        assert_eq!(done.held, size);
+        assert_eq!(done.held, all.len() as u64);
     }
 
     #[tokio::test]
