@@ -174,11 +174,16 @@ fn hubcache_cmd(o: &Opts, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command
 /// How to build the hf-hub 1.0 peer into the default `--hf-hub-peer` path (run from the repo root).
 const HF_HUB_PEER_BUILD: &str = "cargo build --release --manifest-path crates/hubcache-test-support/peers/hf-hub-peer/Cargo.toml --target-dir target";
 
+/// Says that the hf-hub 1.0 peer is skipped, and how to build it.
+fn print_peer_skipped() {
+    println!("hf-hub 1.0 (crate): skipped, not built (`{HF_HUB_PEER_BUILD}`, or --hf-hub-peer PATH)");
+}
+
 /// The hf-hub 1.0 peer downloading `repo`'s `file` into `cache`, or `None` (and a line saying how
 /// to build it) when there is no peer binary.
 fn hf_hub_peer_cmd(o: &Opts, hub: &FakeHub, cache: &Path, repo: &str, file: &str) -> Option<Command> {
     let Some(peer) = &o.hf_hub_peer else {
-        println!("hf-hub 1.0 (crate): skipped, not built (`{HF_HUB_PEER_BUILD}`, or --hf-hub-peer PATH)");
+        print_peer_skipped();
         return None;
     };
     let mut c = Command::new(peer);
@@ -743,7 +748,7 @@ fn wan_bench(o: &Opts) {
         clients.push(Client::Curl);
         match o.hf_hub_peer {
             Some(_) => clients.push(Client::HfHub),
-            None => println!("hf-hub 1.0 (crate): skipped, not built (`{HF_HUB_PEER_BUILD}`, or --hf-hub-peer PATH)"),
+            None => print_peer_skipped(),
         }
         let mut runs: Vec<Vec<Run>> = clients.iter().map(|_| Vec::new()).collect();
         let mut gets = Vec::new();
