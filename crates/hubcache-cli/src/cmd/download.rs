@@ -55,7 +55,7 @@ pub struct DownloadArgs {
     #[arg(long, default_value_t = hubcache::download::DEFAULT_MAX_WORKERS)]
     max_workers: usize,
     /// Most connections per large file, fetched in ranged parts (1: one stream per file;
-    /// default: HUBCACHE_MAX_CONNECTIONS, else 16).
+    /// default: HUBCACHE_MAX_CONNECTIONS, else 24).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: Option<u16>,
     /// No progress bars or warnings; only the result and errors.

@@ -553,11 +553,17 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
     let home = tempfile::tempdir().unwrap();
     let cache = home.path().join("cache");
     let args = ["download", "org/big", "model.safetensors"];
-    // Two 16 MiB parts are served, every later part stalls: the process is killed mid-file.
+    // A capped link, so that 4 connections start (on plain loopback one connection would take
+    // the whole rest in one GET). Four parts are served (7-8 MiB each: 64 MiB cut for 4
+    // connections), every later part stalls: the process is killed mid-file.
+    hub.set_wan(hubcache_test_support::Wan {
+        cdn_rate: Some(100_000_000),
+        ..Default::default()
+    });
     hub.inject(
         FaultRule::new("/lfs/", Fault::Delay { millis: 0 })
             .on_method("GET")
-            .repeat(2),
+            .repeat(4),
     );
     hub.inject(
         FaultRule::new("/lfs/", Fault::Stall { after: 3 * MIB })
@@ -769,7 +775,9 @@ fn verbose_logs_connections_and_parts_on_stderr_only() {
     );
     let log = stderr(&out);
     assert!(
-        log.contains("model.safetensors: first connection at") && log.contains("connection(s), up to 16"),
+        log.lines().any(|l| l.starts_with("model.safetensors: ")
+            && l.contains(" s: first connection at")
+            && l.ends_with("connection(s), up to 24")),
         "{log}"
     );
     assert!(log.contains("again in"), "the failed part is logged: {log}");

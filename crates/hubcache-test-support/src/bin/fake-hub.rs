@@ -7,21 +7,25 @@
 //! answered request is printed to stderr (`fake-hub: #N hub GET /path 200`), so request counts of
 //! a real client can be read off. `--fault NAME` makes the hub misbehave on every matching
 //! request (see [`fault_rule`] for the names), to try a client against a hostile server.
+//! `--cdn-rate BYTES_PER_S`, `--bimodal SEED` and `--latency-ms MS` shape the network as
+//! `hubcache-bench --wan` does (a cap per CDN connection, CloudFront-like edges, a delay per
+//! request), to watch a client by hand (`hubcache download --verbose`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubcache_test_support::{FakeHub, Fault, FaultRule, Origin, RepoKind};
+use hubcache_test_support::{Bimodal, FakeHub, Fault, FaultRule, Origin, RepoKind, Wan};
 
-const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--log] [--fault NAME]... [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
+const USAGE: &str = "usage: fake-hub [--addr 127.0.0.1:PORT] [--log] [--fault NAME]... [--cdn-rate BYTES_PER_S] [--bimodal SEED] [--latency-ms MS] [--repo ORG/NAME=DIR]... [--dataset ORG/NAME=DIR]... [--space ORG/NAME=DIR]...";
 
 struct Args {
     addr: SocketAddr,
     log: bool,
     faults: Vec<FaultRule>,
     repos: Vec<(RepoKind, String, PathBuf)>,
+    wan: Wan,
 }
 
 /// The rule a `--fault` name stands for; it applies to every matching request.
@@ -69,6 +73,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         log: false,
         faults: Vec::new(),
         repos: Vec::new(),
+        wan: Wan::default(),
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -108,6 +113,21 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .faults
                     .push(fault_rule(&v).ok_or_else(|| format!("unknown fault {v}"))?);
             }
+            "--cdn-rate" => {
+                let v = value()?;
+                let rate = v.parse().map_err(|e| format!("bad --cdn-rate {v}: {e}"))?;
+                parsed.wan.cdn_rate = Some(rate);
+            }
+            "--bimodal" => {
+                let v = value()?;
+                let seed = v.parse().map_err(|e| format!("bad --bimodal {v}: {e}"))?;
+                parsed.wan.bimodal = Some(Bimodal::cloudfront(seed));
+            }
+            "--latency-ms" => {
+                let v = value()?;
+                let ms = v.parse().map_err(|e| format!("bad --latency-ms {v}: {e}"))?;
+                parsed.wan.latency = std::time::Duration::from_millis(ms);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -136,6 +156,7 @@ fn main() -> ExitCode {
     for rule in args.faults {
         hub.inject(rule);
     }
+    hub.set_wan(args.wan);
     let mut lines = Vec::new();
     for (kind, id, dir) in &args.repos {
         match hub.commit_folder(*kind, id, "main", dir) {

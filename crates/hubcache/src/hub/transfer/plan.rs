@@ -4,17 +4,20 @@
 //! ([`pick_split`]). Also the set of byte ranges a file holds ([`RangeSet`]) and its on-disk
 //! record (untrusted: the final hash covers every byte).
 //!
-//! Defaults (from `hubcache-bench --wan`, see the README): 16 MiB parts keep the 20 ms
-//! per-request latency of the CDN-shaped bench under 5 % of a part at 40 MB/s per connection
-//! and the hasher within a few parts of the network. The first connection alone is measured
-//! for a moment ([`PROBE_BYTES`], [`PROBE_TIME`]): on a fast link one connection is kept (more
-//! only cost CPU), on a capped one [`START_CONNECTIONS`] start and the [`Ramp`] doubles them
-//! while the rate follows.
+//! Defaults (from `hubcache-bench --wan`, see the README): parts of up to 16 MiB keep the
+//! 20 ms per-request latency of the CDN-shaped bench under 5 % of a part at 40 MB/s per
+//! connection; they shrink to 4 MiB towards the end of the file ([`next_part`]) so the hash is
+//! not left with a long stretch that arrived out of order. The first connection alone is
+//! measured for a moment ([`PROBE_BYTES`], [`PROBE_TIME`]): on a fast link one connection is
+//! kept (more only cost CPU), on a capped one [`START_CONNECTIONS`] start, judged against that
+//! first rate after [`GROW_WINDOW`], and the [`Ramp`] doubles them while the rate follows, up
+//! to [`DEFAULT_MAX_CONNECTIONS`]. On 2 cores at 40 MB/s per connection 24 connections are CPU
+//! bound (receive, page-cache writes and sha256 share the cores); 32 gained nothing and cost
+//! about 15 MiB more.
 
-use std::collections::VecDeque;
-
-/// Most connections per file unless `--max-connections` / `HUBCACHE_MAX_CONNECTIONS` say otherwise.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// Most connections per file unless `--max-connections` / `HUBCACHE_MAX_CONNECTIONS` say
+/// otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 24;
 /// Connections a ranged transfer starts with on a link where one connection is slow (the
 /// [`Ramp`] adds more while the rate rises).
 pub const START_CONNECTIONS: usize = 8;
@@ -28,8 +31,10 @@ pub const PROBE_TIME: std::time::Duration = std::time::Duration::from_millis(50)
 pub const FAST_LINK: f64 = 300e6;
 /// Files with at least this many bytes still to fetch are fetched in parts.
 pub const DEFAULT_RANGED_MIN: u64 = 32 << 20;
-/// Size of the parts the missing bytes are cut into.
+/// Largest part the missing bytes are cut into (parts shrink towards the end: [`next_part`]).
 pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
+/// Smallest part a hole is cut into ([`next_part`]; the last parts of a file).
+pub const MIN_PART: u64 = 4 << 20;
 /// Smallest range an idle connection takes over from a running part.
 pub const MIN_SPLIT: u64 = 2 << 20;
 /// Bytes a request must have received before its rate is compared with the others'.
@@ -187,31 +192,26 @@ impl RangeSet {
     }
 }
 
-/// Cuts holes into parts of at most `part` bytes, in file order (the hasher follows the
-/// contiguous prefix, so parts are handed out from the front).
-pub fn cut_parts(holes: &[(u64, u64)], part: u64) -> VecDeque<(u64, u64)> {
-    let part = part.max(1);
-    let mut out = VecDeque::new();
-    for &(mut s, e) in holes {
-        while s < e {
-            let end = e.min(s.saturating_add(part));
-            out.push_back((s, end));
-            s = end;
-        }
+/// Bytes the next part takes from the front of a queued hole of `hole` bytes, when `queued`
+/// bytes are queued in all and `connections` run (guided scheduling): half of one
+/// connection's share of what is queued, between [`MIN_PART`] and `max_part`. Parts shrink
+/// towards the end of the file, so the last ones finish close together and the hash is not
+/// left with a long stretch that arrived out of order. One connection takes the whole hole
+/// (as few GETs as there are holes); a remainder smaller than half a [`MIN_PART`] is not
+/// left behind.
+pub fn next_part(hole: u64, queued: u64, connections: usize, max_part: u64) -> u64 {
+    if connections <= 1 {
+        return hole;
     }
-    out
-}
-
-/// Joins parts that touch (`a.end == b.start`) into one, in order.
-pub fn merge_adjacent(parts: VecDeque<(u64, u64)>) -> VecDeque<(u64, u64)> {
-    let mut out: VecDeque<(u64, u64)> = VecDeque::new();
-    for (s, e) in parts {
-        match out.back_mut() {
-            Some(last) if last.1 == s => last.1 = e,
-            _ => out.push_back((s, e)),
-        }
+    let max_part = max_part.max(1);
+    let min_part = MIN_PART.min(max_part);
+    let share = queued / (2 * connections as u64);
+    let take = share.clamp(min_part, max_part);
+    if hole.saturating_sub(take) < min_part / 2 {
+        hole
+    } else {
+        take
     }
-    out
 }
 
 /// A running part as [`pick_split`] sees it.
@@ -285,7 +285,7 @@ pub fn recycle_budget(max_connections: usize) -> u32 {
 /// The connection count controller: starts small, grows while the aggregate rate rises, goes
 /// back one step when a step did not pay (more connections cost CPU for nothing), and backs off
 /// when the rate falls (a CDN node that collapses under many streams). Fed one aggregate rate
-/// sample per interval.
+/// sample per window ([`Ramp::window`]), each taken while every wanted connection was receiving.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ramp {
     target: usize,
@@ -301,19 +301,29 @@ pub struct Ramp {
     before: f64,
     /// Samples taken at the current target.
     samples: u32,
+    /// Samples in a row below a fall.
+    low: u32,
     /// No more growth (a plateau or a fall was seen).
     settled: bool,
 }
 
 /// Samples taken at one target before it is judged, unless the first one already shows a
-/// clear gain (the first sample after a change includes the new connections' start).
+/// clear gain.
 const SAMPLES_PER_STEP: u32 = 2;
 /// A first sample this much above the rate before is judged at once.
 const CLEAR_GAIN: f64 = 1.5;
 /// A step that raised the rate by less than this factor is a plateau.
 const GAIN: f64 = 1.15;
-/// A rate below this fraction of the best is a fall.
+/// A rate below this fraction of the best is low; [`FALL_SAMPLES`] low samples in a row are a
+/// fall (one slow window is noise: a busy CPU, a page-cache hiccup).
 const FALL: f64 = 0.6;
+/// Low samples in a row that make a fall.
+const FALL_SAMPLES: u32 = 2;
+/// A sample window while the ramp still grows: short, so the connections a capped link needs
+/// are all running within a few tenths of a second.
+pub const GROW_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+/// A sample window once settled (only falls are watched: longer windows, less noise).
+pub const SETTLED_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Ramp {
     /// A controller starting at `start` connections, never above `max`.
@@ -329,8 +339,21 @@ impl Ramp {
             sum: 0.0,
             before: 0.0,
             samples: 0,
+            low: 0,
             settled: start == max,
         }
+    }
+
+    /// A controller starting at `start` connections after one connection alone received at
+    /// `probe_rate` bytes/s: the first step is judged against that rate, so connections capped
+    /// one by one (the rate grows with their number) double after one window.
+    pub fn after_probe(start: usize, max: usize, probe_rate: f64) -> Ramp {
+        let mut ramp = Ramp::new(start, max);
+        if probe_rate > 0.0 && ramp.target > 1 {
+            ramp.before = probe_rate;
+            ramp.previous = 1;
+        }
+        ramp
     }
 
     /// Connections wanted now.
@@ -338,19 +361,34 @@ impl Ramp {
         self.target
     }
 
-    /// Records the aggregate rate of the last interval (bytes/s); returns the new target.
+    /// How long the next sample window lasts.
+    pub fn window(&self) -> std::time::Duration {
+        if self.settled {
+            SETTLED_WINDOW
+        } else {
+            GROW_WINDOW
+        }
+    }
+
+    /// Records the aggregate rate of the last window (bytes/s); returns the new target.
     pub fn sample(&mut self, rate: f64) -> usize {
         self.samples += 1;
         let reference = self.best.max(self.before);
         if reference > 0.0 && rate < reference * FALL && self.target > self.min {
-            // Falling: back off by a quarter and stop growing.
-            self.target = (self.target * 3 / 4).max(self.min);
-            self.settled = true;
-            self.best = rate;
-            self.sum = 0.0;
-            self.before = 0.0;
-            self.samples = 0;
-            return self.target;
+            self.low += 1;
+            if self.low >= FALL_SAMPLES {
+                // Falling: back off by a quarter and stop growing.
+                self.target = (self.target * 3 / 4).max(self.min);
+                self.settled = true;
+                self.best = rate;
+                self.sum = 0.0;
+                self.before = 0.0;
+                self.samples = 0;
+                self.low = 0;
+                return self.target;
+            }
+        } else {
+            self.low = 0;
         }
         self.best = self.best.max(rate);
         self.sum += rate;
@@ -430,15 +468,21 @@ mod tests {
     }
 
     #[test]
-    fn parts_cover_holes_in_order() {
-        let parts = cut_parts(&[(0, 25), (30, 31), (40, 60)], 10);
-        assert_eq!(
-            Vec::from(parts),
-            vec![(0, 10), (10, 20), (20, 25), (30, 31), (40, 50), (50, 60)]
-        );
-        assert!(cut_parts(&[], 10).is_empty());
-        let merged = merge_adjacent(cut_parts(&[(0, 25), (30, 31), (31, 40), (50, 60)], 10));
-        assert_eq!(Vec::from(merged), vec![(0, 25), (30, 40), (50, 60)]);
+    fn parts_shrink_towards_the_end() {
+        let mib = 1u64 << 20;
+        // Early on, 16 connections with 1 GiB queued: the largest part.
+        assert_eq!(next_part(1024 * mib, 1024 * mib, 16, 16 * mib), 16 * mib);
+        // Half of each connection's share of what is left.
+        assert_eq!(next_part(1024 * mib, 256 * mib, 16, 16 * mib), 8 * mib);
+        // Never below the smallest part, nor above the hole.
+        assert_eq!(next_part(100 * mib, 40 * mib, 16, 16 * mib), MIN_PART);
+        assert_eq!(next_part(3 * mib, 3 * mib, 16, 16 * mib), 3 * mib);
+        // A sliver is not left behind.
+        assert_eq!(next_part(MIN_PART + 1, 64 * mib, 16, 16 * mib), MIN_PART + 1);
+        // One connection: the whole hole in one GET.
+        assert_eq!(next_part(900 * mib, 900 * mib, 1, 16 * mib), 900 * mib);
+        // Parts smaller than the smallest part when the largest is smaller still (tests).
+        assert_eq!(next_part(12 * mib, 12 * mib, 4, mib), mib);
     }
 
     #[test]
@@ -572,13 +616,40 @@ mod tests {
         assert_eq!(r.sample(300.0), 8);
         r.sample(400.0);
         assert_eq!(r.sample(600.0), 16);
+        assert_eq!(r.sample(100.0), 16, "one low sample is noise");
         assert_eq!(r.sample(100.0), 12, "a fall: back off a quarter");
-        assert_eq!(r.sample(50.0), 9);
+        assert_eq!(r.sample(50.0), 12);
+        assert_eq!(r.sample(40.0), 9);
+        r.sample(20.0);
         assert_eq!(r.sample(20.0), 6);
+        r.sample(5.0);
         assert_eq!(r.sample(5.0), 4);
+        r.sample(1.0);
         assert_eq!(r.sample(1.0), 4, "never below the start");
         assert_eq!(r.sample(1000.0), 4, "settled: no more growth");
         assert_eq!(Ramp::new(8, 2).target(), 2);
+        // A low sample between good ones is forgotten.
+        let mut r = Ramp::new(16, 16);
+        r.sample(600.0);
+        r.sample(300.0);
+        r.sample(600.0);
+        assert_eq!(r.sample(300.0), 16, "two low samples, not in a row");
+    }
+
+    #[test]
+    fn after_the_probe_the_first_step_is_judged_against_one_connection() {
+        // Capped connections: 8 get about 8 × the first one's rate, so 16 after one window.
+        let mut r = Ramp::after_probe(8, 24, 40e6);
+        assert_eq!(r.window(), GROW_WINDOW);
+        assert_eq!(r.sample(300e6), 16, "a clear gain over one connection");
+        assert_eq!(r.sample(620e6), 24, "and again");
+        assert_eq!(r.window(), SETTLED_WINDOW, "at the maximum");
+        // A link that one connection already fills: 8 do not pay, back to one.
+        let mut r = Ramp::after_probe(8, 24, 200e6);
+        assert_eq!(r.sample(210e6), 8, "not clear yet");
+        assert_eq!(r.sample(205e6), 1, "no gain over one connection");
+        // A fast link starts (and stays judged) as before.
+        assert_eq!(Ramp::after_probe(1, 24, 900e6), Ramp::new(1, 24));
     }
 
     #[test]

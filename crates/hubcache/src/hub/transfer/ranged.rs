@@ -35,7 +35,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::parts_sink::{PartSink, PartTx, PartsDone};
-use super::plan::{self, cut_parts, pick_split, should_recycle, PartView, Ramp, RangeSet};
+use super::plan::{self, pick_split, should_recycle, PartView, Ramp, RangeSet};
 use super::stream::{Rate, MIN_BYTES_PER_WINDOW};
 use super::TransferError;
 use crate::hub::client::{transport_error, HubClient};
@@ -45,11 +45,12 @@ use crate::hub::url;
 use crate::progress::FileProgress;
 
 /// Bytes a part gathers before one write.
-const WRITE_CHUNK: usize = 256 << 10;
+const WRITE_CHUNK: usize = 128 << 10;
 /// Most location refreshes (403 on a part) per file.
 pub const MAX_REFRESHES: u32 = 8;
-/// How often the coordinator reports progress and samples the aggregate rate.
-const TICK: Duration = Duration::from_millis(250);
+/// How often the coordinator reports progress and looks at the aggregate rate (the ramp's
+/// windows are whole ticks: [`plan::GROW_WINDOW`], [`plan::SETTLED_WINDOW`]).
+const TICK: Duration = Duration::from_millis(50);
 /// How often the coordinator looks at the first connection while it is measured alone.
 const PROBE_POLL: Duration = Duration::from_millis(5);
 
@@ -127,7 +128,14 @@ impl Part {
 struct Shared<'a> {
     client: &'a HubClient,
     req: RangedRequest<'a>,
+    /// The holes no connection has taken yet, in file order (parts are cut from the front).
     queue: Mutex<VecDeque<(u64, u64)>>,
+    /// Largest part.
+    max_part: u64,
+    /// Connections parts are cut for before the first one is measured.
+    start_connections: usize,
+    /// The link is fast: one connection takes whole holes.
+    single: AtomicBool,
     active: Mutex<Vec<Arc<Part>>>,
     /// Generation and URL of the download location.
     location: Mutex<(u64, String)>,
@@ -143,10 +151,17 @@ struct Shared<'a> {
     /// A part answered as a ranged answer should: the other connections may start.
     confirmed: AtomicBool,
     running: AtomicUsize,
+    /// Connections that have received bytes (a rate window opens only once every wanted one
+    /// has: a new connection's handshake is not counted as a slow step).
+    flowing: AtomicUsize,
     target: AtomicUsize,
     tx: PartTx,
     /// What the parts did since the coordinator last looked, for a verbose log.
     events: Mutex<Vec<String>>,
+    /// When the transfer started (events say how long after).
+    started: Instant,
+    /// GETs sent.
+    gets: AtomicU32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,7 +174,7 @@ impl Shared<'_> {
         let mut events = lock(&self.events);
         // Bounded: a transfer that retries endlessly must not grow this.
         if events.len() < 256 {
-            events.push(message);
+            events.push(format!("{:.2} s: {message}", self.started.elapsed().as_secs_f64()));
         }
     }
 
@@ -191,11 +206,24 @@ impl Shared<'_> {
     /// Work for an idle connection: the next queued part, else a share of a running one.
     fn take_work(&self) -> Option<Arc<Part>> {
         let mut active = lock(&self.active);
-        if let Some((s, e)) = lock(&self.queue).pop_front() {
-            let part = Part::new(s, e);
+        let mut queue = lock(&self.queue);
+        if let Some((s, e)) = queue.pop_front() {
+            let queued = e - s + queue.iter().map(|(a, b)| b - a).sum::<u64>();
+            // Until the first connection is measured, parts are cut for the connections a
+            // capped link starts with.
+            let connections = match self.single.load(Ordering::Relaxed) {
+                true => 1,
+                false => self.target.load(Ordering::Relaxed).max(self.start_connections),
+            };
+            let end = s + plan::next_part(e - s, queued, connections, self.max_part);
+            if end < e {
+                queue.push_front((end, e));
+            }
+            let part = Part::new(s, end);
             active.push(Arc::clone(&part));
             return Some(part);
         }
+        drop(queue);
         let views: Vec<PartView> = active.iter().map(|p| p.view()).collect();
         let (i, at) = pick_split(&views, self.fastest())?;
         let old_end = {
@@ -307,7 +335,10 @@ pub(super) async fn fetch(
     let sh = Shared {
         client,
         req,
-        queue: Mutex::new(cut_parts(&held.missing(req.size), cfg.part_size)),
+        queue: Mutex::new(held.missing(req.size).into()),
+        max_part: cfg.part_size,
+        start_connections: cfg.start_connections(),
+        single: AtomicBool::new(false),
         active: Mutex::new(Vec::new()),
         location: Mutex::new((0, req.location.to_string())),
         refreshing: tokio::sync::Mutex::new(0),
@@ -317,9 +348,12 @@ pub(super) async fn fetch(
         recycles_left: AtomicU32::new(plan::recycle_budget(cfg.max_connections)),
         confirmed: AtomicBool::new(false),
         running: AtomicUsize::new(0),
+        flowing: AtomicUsize::new(0),
         target: AtomicUsize::new(1),
         tx,
         events: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        gets: AtomicU32::new(0),
     };
     let stop = coordinate(&sh, &cfg, progress).await;
     drop(sh);
@@ -356,7 +390,8 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut reported = 0u64;
-    let mut last = (Instant::now(), 0u64);
+    // The rate window under way: when it opened and the bytes received then.
+    let mut window: Option<(Instant, u64)> = None;
     let mut stop = None;
     loop {
         if ramp.is_none() && sh.confirmed.load(Ordering::Relaxed) {
@@ -371,14 +406,10 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
                     crate::units::format_size(rate as u64),
                     cfg.max_connections
                 ));
-                if start == 1 {
-                    // One connection on a fast link: the rest in as few GETs as there are holes
-                    // (a second connection, if the ramp adds one, splits the running part).
-                    let mut queue = lock(&sh.queue);
-                    *queue = plan::merge_adjacent(std::mem::take(&mut *queue));
-                }
-                ramp = Some(Ramp::new(start, cfg.max_connections));
-                last = (Instant::now(), now);
+                // One connection on a fast link takes the rest in as few GETs as there are
+                // holes (a second connection, if the ramp adds one, splits the running part).
+                sh.single.store(start == 1, Ordering::Relaxed);
+                ramp = Some(Ramp::after_probe(start, cfg.max_connections, rate));
             }
         }
         let wanted = ramp.as_ref().map_or(1, Ramp::target);
@@ -416,26 +447,9 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
                 progress.advance(now - reported);
                 reported = now;
                 sh.measure_typical();
-                let secs = last.0.elapsed().as_secs_f64();
-                if secs < TICK.as_secs_f64() / 2.0 {
-                    // Too short a window to judge (the first tick after the probe).
-                    continue;
+                if let Some(ramp) = ramp.as_mut() {
+                    judge(sh, ramp, &mut window, now);
                 }
-                // Judged only while every wanted connection has work: near the end the rate
-                // falls because the parts run out, not because of the connections.
-                let busy = sh.running.load(Ordering::Relaxed) >= sh.target.load(Ordering::Relaxed) && sh.has_work();
-                if let Some(ramp) = ramp.as_mut().filter(|_| busy) {
-                    let before = ramp.target();
-                    let rate = (now - last.1) as f64 / secs;
-                    if ramp.sample(rate) != before {
-                        sh.event(format!(
-                            "{}/s on {before} connection(s): now {}",
-                            crate::units::format_size(rate as u64),
-                            ramp.target()
-                        ));
-                    }
-                }
-                last = (Instant::now(), now);
             }
         }
         for message in std::mem::take(&mut *lock(&sh.events)) {
@@ -444,6 +458,12 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
     }
     // Cancels the parts still running (their unsent bytes are not recorded as held).
     drop(workers);
+    if stop.is_none() {
+        sh.event(format!(
+            "every part received, in {} GET(s)",
+            sh.gets.load(Ordering::Relaxed)
+        ));
+    }
     progress.advance(sh.received.load(Ordering::Relaxed) - reported);
     for message in std::mem::take(&mut *lock(&sh.events)) {
         progress.detail(&message);
@@ -454,9 +474,44 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
     stop
 }
 
+/// Feeds the ramp one rate sample per window. A window opens once every wanted connection is
+/// running and has received bytes, and counts only while each of them has work: near the end
+/// the rate falls because the parts run out, not because of the connections.
+fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<(Instant, u64)>, now: u64) {
+    let target = ramp.target();
+    let running = sh.running.load(Ordering::Relaxed);
+    let busy = running >= target && sh.has_work();
+    if !busy {
+        *window = None;
+        return;
+    }
+    let Some((opened, from)) = *window else {
+        if sh.flowing.load(Ordering::Relaxed) >= target {
+            *window = Some((Instant::now(), now));
+        }
+        return;
+    };
+    let secs = opened.elapsed().as_secs_f64();
+    if secs < ramp.window().as_secs_f64() {
+        return;
+    }
+    let rate = (now - from) as f64 / secs;
+    *window = Some((Instant::now(), now));
+    if ramp.sample(rate) != target {
+        sh.event(format!(
+            "{}/s on {target} connection(s): now {}",
+            crate::units::format_size(rate as u64),
+            ramp.target()
+        ));
+        // The next window opens when the new number of connections is running.
+        *window = None;
+    }
+}
+
 /// One connection (holding `_permit` of the client's budget): takes parts until there are
 /// none, or fewer connections are wanted.
 async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Result<(), Stop> {
+    let mut flowing = false;
     let result = async {
         loop {
             if sh.leave_if_surplus() {
@@ -465,7 +520,7 @@ async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Resul
             let Some(part) = sh.take_work() else {
                 return Ok(true);
             };
-            let r = fetch_part(sh, &part).await;
+            let r = fetch_part(sh, &part, &mut flowing).await;
             sh.retire(&part);
             if r? {
                 // Left mid-part as a surplus: `running` was already decremented.
@@ -474,6 +529,9 @@ async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Resul
         }
     }
     .await;
+    if flowing {
+        sh.flowing.fetch_sub(1, Ordering::Relaxed);
+    }
     match result {
         // Left as a surplus: `running` was already decremented.
         Ok(false) => Ok(()),
@@ -485,12 +543,13 @@ async fn worker(sh: &Shared<'_>, _permit: Option<OwnedSemaphorePermit>) -> Resul
 }
 
 /// Fetches one part, retrying it on its own from where it stopped; `true` when its connection
-/// left as a surplus (the rest of the part queued again).
-async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>) -> Result<bool, Stop> {
+/// left as a surplus (the rest of the part queued again). `flowing`: the connection has
+/// received bytes (counted once in [`Shared::flowing`]).
+async fn fetch_part(sh: &Shared<'_>, part: &Arc<Part>, flowing: &mut bool) -> Result<bool, Stop> {
     let mut budget = ResumeBudget::new(sh.client.config().transfer_retry(), part.lock().pos);
     loop {
         let (generation, location) = sh.location();
-        let error = match get_part(sh, part, &location).await {
+        let error = match get_part(sh, part, &location, flowing).await {
             Ok(GetEnd::Done | GetEnd::Recycled) => return Ok(false),
             Ok(GetEnd::Left) => return Ok(true),
             Err(GetErr::Stop(s)) => return Err(s),
@@ -568,7 +627,7 @@ impl Gather<'_> {
 }
 
 /// One GET of the rest of a part.
-async fn get_part(sh: &Shared<'_>, part: &Arc<Part>, location: &str) -> Result<GetEnd, GetErr> {
+async fn get_part(sh: &Shared<'_>, part: &Arc<Part>, location: &str, flowing: &mut bool) -> Result<GetEnd, GetErr> {
     let (start, end) = {
         let mut s = part.lock();
         s.req_pos = s.pos;
@@ -578,6 +637,7 @@ async fn get_part(sh: &Shared<'_>, part: &Arc<Part>, location: &str) -> Result<G
     if start >= end {
         return Ok(GetEnd::Done);
     }
+    sh.gets.fetch_add(1, Ordering::Relaxed);
     let mut resp = sh.client.get_range(location, start, end).await.map_err(GetErr::Hub)?;
     if let Err(why) = check_ranged_answer(&resp, start, end, sh.req.size) {
         return Err(GetErr::Stop(Stop::Fallback(why)));
@@ -588,7 +648,7 @@ async fn get_part(sh: &Shared<'_>, part: &Arc<Part>, location: &str) -> Result<G
         at: start,
         buf: Vec::new(),
     };
-    let result = receive(sh, part, &mut resp, &mut gather, location).await;
+    let result = receive(sh, part, &mut resp, &mut gather, location, flowing).await;
     // Every byte claimed reaches the writer, whatever ended the GET.
     gather.flush().await?;
     result
@@ -600,9 +660,10 @@ async fn receive(
     resp: &mut Response,
     gather: &mut Gather<'_>,
     location: &str,
+    flowing: &mut bool,
 ) -> Result<GetEnd, GetErr> {
     let mut unreported = 0u64;
-    let result = receive_chunks(sh, part, resp, gather, location, &mut unreported).await;
+    let result = receive_chunks(sh, part, resp, gather, location, &mut unreported, flowing).await;
     sh.received.fetch_add(unreported, Ordering::Relaxed);
     result
 }
@@ -620,6 +681,7 @@ async fn receive_chunks(
     gather: &mut Gather<'_>,
     location: &str,
     unreported: &mut u64,
+    flowing: &mut bool,
 ) -> Result<GetEnd, GetErr> {
     let window = sh.client.config().read_timeout;
     let (start, end) = {
@@ -678,6 +740,10 @@ async fn receive_chunks(
             (at, take, s.pos >= s.end)
         };
         if take > 0 {
+            if !*flowing {
+                *flowing = true;
+                sh.flowing.fetch_add(1, Ordering::Relaxed);
+            }
             let n = usize::try_from(take).unwrap_or(chunk.len());
             gather.push(at, chunk.slice(..n)).await?;
             rate.received(take);
