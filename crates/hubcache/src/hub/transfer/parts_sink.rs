@@ -30,7 +30,7 @@ use crate::digest::{DigestKind, Hasher};
 /// Messages in flight to the writer thread.
 const QUEUE: usize = 4;
 /// Most bytes handed to the hasher with their write (the rest it reads back from the file).
-const KEEP_BUDGET: u64 = 4 << 20;
+const KEEP_BUDGET: u64 = 8 << 20;
 /// Read-back chunk (bytes written ahead of the prefix, hashed from the file).
 const READ_BACK: usize = 128 << 10;
 /// The record is rewritten after this many new bytes (a rename of a small file, no fsync: after

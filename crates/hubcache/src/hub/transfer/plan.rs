@@ -22,9 +22,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 24;
 /// [`Ramp`] adds more while the rate rises).
 pub const START_CONNECTIONS: usize = 8;
 /// The first connection alone receives this many bytes (or for [`PROBE_TIME`]) before the
-/// others start: its rate tells a per-connection cap from a fast link.
+/// others start: its rate tells a per-connection cap from a fast link. It is measured after
+/// its first [`PROBE_SKIP`] bytes (a new connection's first reads are slow on any link).
 pub const PROBE_BYTES: u64 = 2 << 20;
-/// Longest the first connection is measured alone, from its answer's head.
+/// Bytes the first connection receives before its rate is measured.
+pub const PROBE_SKIP: u64 = 512 << 10;
+/// Longest the first connection is measured alone, once it has received [`PROBE_SKIP`] (or
+/// this long after its answer's head, on a slow link).
 pub const PROBE_TIME: std::time::Duration = std::time::Duration::from_millis(50);
 /// A first connection at least this fast (bytes/s) means the link is not what limits the
 /// transfer (loopback, a LAN mirror): one connection, more only if the [`Ramp`] finds they help.
@@ -277,6 +281,28 @@ pub fn typical_rate(rates: &[f64]) -> f64 {
     measured[measured.len() * 3 / 4]
 }
 
+/// Below this share of idle CPU over a window, the machine's CPU is saturated.
+pub const SATURATED_IDLE: f64 = 0.05;
+
+/// The machine's CPU time from the first line of `/proc/stat`: (idle, total) in clock ticks
+/// (idle counts iowait too).
+pub fn parse_cpu_times(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    // guest time is already counted in user time.
+    let total: u64 = fields.iter().take(8).sum();
+    Some((idle, total))
+}
+
+/// Whether the CPU was saturated between two [`parse_cpu_times`] readings: every core busy
+/// (less than [`SATURATED_IDLE`] idle), so more connections cannot raise the rate.
+pub fn cpu_saturated(before: (u64, u64), after: (u64, u64)) -> bool {
+    let idle = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1) as f64;
+    total > 0.0 && idle / total < SATURATED_IDLE
+}
+
 /// How many recycles a file may make: enough to draw a new edge a few times per connection.
 pub fn recycle_budget(max_connections: usize) -> u32 {
     u32::try_from(max_connections.saturating_mul(4)).unwrap_or(u32::MAX)
@@ -305,6 +331,9 @@ pub struct Ramp {
     low: u32,
     /// No more growth (a plateau or a fall was seen).
     settled: bool,
+    /// Windows are [`GROW_WINDOW`] while growing (connections capped one by one show it at
+    /// once), else [`SETTLED_WINDOW`].
+    quick: bool,
 }
 
 /// Samples taken at one target before it is judged, unless the first one already shows a
@@ -319,10 +348,11 @@ const GAIN: f64 = 1.15;
 const FALL: f64 = 0.6;
 /// Low samples in a row that make a fall.
 const FALL_SAMPLES: u32 = 2;
-/// A sample window while the ramp still grows: short, so the connections a capped link needs
-/// are all running within a few tenths of a second.
+/// A sample window while the ramp grows from a capped first connection: short, so the
+/// connections a capped link needs are all running within a few tenths of a second.
 pub const GROW_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
-/// A sample window once settled (only falls are watched: longer windows, less noise).
+/// A sample window otherwise: once settled (only falls are watched), and on a fast link, where
+/// a second connection must show a gain over longer windows (less noise) to stay.
 pub const SETTLED_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Ramp {
@@ -341,6 +371,7 @@ impl Ramp {
             samples: 0,
             low: 0,
             settled: start == max,
+            quick: false,
         }
     }
 
@@ -352,6 +383,7 @@ impl Ramp {
         if probe_rate > 0.0 && ramp.target > 1 {
             ramp.before = probe_rate;
             ramp.previous = 1;
+            ramp.quick = true;
         }
         ramp
     }
@@ -361,17 +393,29 @@ impl Ramp {
         self.target
     }
 
+    /// Whether the ramp has stopped growing.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
     /// How long the next sample window lasts.
     pub fn window(&self) -> std::time::Duration {
-        if self.settled {
-            SETTLED_WINDOW
-        } else {
+        if self.quick && !self.settled {
             GROW_WINDOW
+        } else {
+            SETTLED_WINDOW
         }
     }
 
     /// Records the aggregate rate of the last window (bytes/s); returns the new target.
     pub fn sample(&mut self, rate: f64) -> usize {
+        self.sample_at(rate, false)
+    }
+
+    /// As [`Ramp::sample`], knowing whether the machine's CPU was saturated over the window
+    /// ([`cpu_saturated`]): then more connections cannot raise the rate, only cost CPU, and a
+    /// step up is not taken (the ramp settles where it is).
+    pub fn sample_at(&mut self, rate: f64, saturated: bool) -> usize {
         self.samples += 1;
         let reference = self.best.max(self.before);
         if reference > 0.0 && rate < reference * FALL && self.target > self.min {
@@ -404,6 +448,10 @@ impl Ramp {
         if !first_step && mean < self.before * GAIN {
             // The last step did not pay: go back to where it started, and stay.
             self.target = self.previous;
+            self.settled = true;
+            return self.target;
+        }
+        if saturated {
             self.settled = true;
             return self.target;
         }
@@ -637,6 +685,34 @@ mod tests {
     }
 
     #[test]
+    fn a_saturated_cpu_holds_the_ramp_where_it_is() {
+        let mut r = Ramp::new(1, 24);
+        r.sample_at(900e6, true);
+        assert_eq!(r.sample_at(900e6, true), 1, "no second connection on a busy machine");
+        assert_eq!(r.window(), SETTLED_WINDOW);
+        assert_eq!(r.sample_at(2000e6, false), 1, "settled");
+        // Capped connections grow until the CPU is the limit.
+        let mut r = Ramp::after_probe(8, 32, 40e6);
+        assert_eq!(r.sample_at(300e6, false), 16);
+        assert_eq!(r.sample_at(600e6, true), 16);
+        assert_eq!(r.window(), SETTLED_WINDOW);
+    }
+
+    #[test]
+    fn cpu_times_come_from_proc_stat() {
+        let stat = "cpu  361406 47610 64070 293915 1268 0 3432 765 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        let (idle, total) = parse_cpu_times(stat).unwrap();
+        assert_eq!(idle, 293915 + 1268);
+        assert_eq!(total, 361406 + 47610 + 64070 + 293915 + 1268 + 3432 + 765);
+        assert_eq!(parse_cpu_times("intr 1 2 3"), None);
+        assert_eq!(parse_cpu_times("cpu  x y"), None);
+        assert_eq!(parse_cpu_times(""), None);
+        assert!(cpu_saturated((100, 1000), (102, 1200)), "1 % idle");
+        assert!(!cpu_saturated((100, 1000), (150, 1200)), "25 % idle");
+        assert!(!cpu_saturated((100, 1000), (100, 1000)), "no time passed");
+    }
+
+    #[test]
     fn after_the_probe_the_first_step_is_judged_against_one_connection() {
         // Capped connections: 8 get about 8 × the first one's rate, so 16 after one window.
         let mut r = Ramp::after_probe(8, 24, 40e6);
@@ -648,8 +724,10 @@ mod tests {
         let mut r = Ramp::after_probe(8, 24, 200e6);
         assert_eq!(r.sample(210e6), 8, "not clear yet");
         assert_eq!(r.sample(205e6), 1, "no gain over one connection");
-        // A fast link starts (and stays judged) as before.
-        assert_eq!(Ramp::after_probe(1, 24, 900e6), Ramp::new(1, 24));
+        // A fast link starts (and stays judged) as before, over longer windows.
+        let r = Ramp::after_probe(1, 24, 900e6);
+        assert_eq!(r, Ramp::new(1, 24));
+        assert_eq!(r.window(), SETTLED_WINDOW);
     }
 
     #[test]

@@ -385,18 +385,26 @@ fn writer_stopped() -> TransferError {
 /// many as the [`Ramp`] wants.
 async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dyn FileProgress) -> Option<Stop> {
     let mut ramp: Option<Ramp> = None;
+    let mut confirmed_at: Option<Instant> = None;
     let mut probe_from: Option<(Instant, u64)> = None;
     let mut workers = FuturesUnordered::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut reported = 0u64;
-    // The rate window under way: when it opened and the bytes received then.
-    let mut window: Option<(Instant, u64)> = None;
+    let mut window: Option<Window> = None;
     let mut stop = None;
     loop {
-        if ramp.is_none() && sh.confirmed.load(Ordering::Relaxed) {
+        if ramp.is_none() && probe_from.is_none() && sh.confirmed.load(Ordering::Relaxed) {
+            // The first bytes of a new connection are slow on any link: measured after
+            // PROBE_SKIP of them (or PROBE_TIME, on a link that slow).
+            let confirmed = *confirmed_at.get_or_insert_with(Instant::now);
             let now = sh.received.load(Ordering::Relaxed);
-            let (at, from) = *probe_from.get_or_insert((Instant::now(), now));
+            if now >= plan::PROBE_SKIP || confirmed.elapsed() >= plan::PROBE_TIME || !sh.has_work() {
+                probe_from = Some((Instant::now(), now));
+            }
+        }
+        if let (None, Some((at, from))) = (&ramp, probe_from) {
+            let now = sh.received.load(Ordering::Relaxed);
             let elapsed = at.elapsed();
             if now - from >= plan::PROBE_BYTES || elapsed >= plan::PROBE_TIME {
                 let rate = (now - from) as f64 / elapsed.as_secs_f64().max(1e-3);
@@ -474,10 +482,20 @@ async fn coordinate(sh: &Shared<'_>, cfg: &plan::RangedConfig, progress: &mut dy
     stop
 }
 
+/// A rate window under way: when it opened, the bytes received then and the machine's CPU
+/// times then (where they can be read).
+type Window = (Instant, u64, Option<(u64, u64)>);
+
+/// The machine's CPU times (`/proc/stat`, Linux; a read of procfs, which never waits on a
+/// disk), for telling a saturated CPU from a network limit.
+fn cpu_times() -> Option<(u64, u64)> {
+    plan::parse_cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
 /// Feeds the ramp one rate sample per window. A window opens once every wanted connection is
 /// running and has received bytes, and counts only while each of them has work: near the end
 /// the rate falls because the parts run out, not because of the connections.
-fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<(Instant, u64)>, now: u64) {
+fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<Window>, now: u64) {
     let target = ramp.target();
     let running = sh.running.load(Ordering::Relaxed);
     let busy = running >= target && sh.has_work();
@@ -485,9 +503,9 @@ fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<(Instant, u64)>, 
         *window = None;
         return;
     }
-    let Some((opened, from)) = *window else {
+    let Some((opened, from, cpu_from)) = *window else {
         if sh.flowing.load(Ordering::Relaxed) >= target {
-            *window = Some((Instant::now(), now));
+            *window = Some((Instant::now(), now, cpu_times()));
         }
         return;
     };
@@ -496,8 +514,11 @@ fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<(Instant, u64)>, 
         return;
     }
     let rate = (now - from) as f64 / secs;
-    *window = Some((Instant::now(), now));
-    if ramp.sample(rate) != target {
+    let cpu = cpu_times();
+    *window = Some((Instant::now(), now, cpu));
+    let saturated = matches!((cpu_from, cpu), (Some(a), Some(b)) if plan::cpu_saturated(a, b));
+    let settled = ramp.settled();
+    if ramp.sample_at(rate, saturated) != target {
         sh.event(format!(
             "{}/s on {target} connection(s): now {}",
             crate::units::format_size(rate as u64),
@@ -505,6 +526,11 @@ fn judge(sh: &Shared<'_>, ramp: &mut Ramp, window: &mut Option<(Instant, u64)>, 
         ));
         // The next window opens when the new number of connections is running.
         *window = None;
+    } else if saturated && !settled && ramp.settled() {
+        sh.event(format!(
+            "{}/s on {target} connection(s), every core busy: no more connections",
+            crate::units::format_size(rate as u64)
+        ));
     }
 }
 
