@@ -76,6 +76,8 @@ impl FakeHub {
             cdn_connections: std::sync::atomic::AtomicU64::new(0),
             in_flight: std::sync::atomic::AtomicU64::new(0),
             peak_in_flight: std::sync::atomic::AtomicU64::new(0),
+            link_free: Mutex::new(tokio::time::Instant::now()),
+            link_streams: std::sync::atomic::AtomicU64::new(0),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

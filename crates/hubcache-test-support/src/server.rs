@@ -48,6 +48,58 @@ pub(crate) struct Shared {
     pub in_flight: std::sync::atomic::AtomicU64,
     /// Most requests answered at once since the log was last cleared.
     pub peak_in_flight: std::sync::atomic::AtomicU64,
+    /// When the shared CDN link ([`crate::wan::Wan::link_rate`]) is free again.
+    pub link_free: Mutex<tokio::time::Instant>,
+    /// CDN bodies streaming on the shared link now.
+    pub link_streams: std::sync::atomic::AtomicU64,
+}
+
+/// Paces a body on the link every CDN body shares; counted in [`Shared::link_streams`] while
+/// it lives.
+struct Pace {
+    shared: Arc<Shared>,
+    rate: u64,
+    collapse: Option<(u64, u64)>,
+}
+
+impl Pace {
+    fn new(shared: Arc<Shared>, rate: u64, collapse: Option<(u64, u64)>) -> Pace {
+        shared.link_streams.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Pace { shared, rate, collapse }
+    }
+}
+
+impl Drop for Pace {
+    fn drop(&mut self) {
+        self.shared
+            .link_streams
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Bytes a paced body sends per turn on the shared link.
+const PACED_CHUNK: usize = 64 << 10;
+
+impl Pace {
+    /// Waits for `len` bytes' turn on the link (a turn less than a millisecond away is taken
+    /// at once: the timer's granularity must not slow a lone stream).
+    async fn take(&self, len: usize) {
+        let streams = self.shared.link_streams.load(std::sync::atomic::Ordering::SeqCst);
+        let rate = match self.collapse {
+            Some((above, collapsed)) if streams > above => collapsed,
+            _ => self.rate,
+        };
+        let now = tokio::time::Instant::now();
+        let start = {
+            let mut free = self.shared.link_free.lock().expect("link mutex");
+            let start = (*free).max(now);
+            *free = start + Duration::from_secs_f64(len as f64 / rate.max(1) as f64);
+            start
+        };
+        if start > now + Duration::from_millis(1) {
+            tokio::time::sleep_until(start).await;
+        }
+    }
 }
 
 /// Counts a request as in flight while it lives.
@@ -267,13 +319,13 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
         }
         Some(Fault::HugeListing { entries }) => huge_listing(entries),
         Some(Fault::SelfLink) => {
-            let mut response = render(plan, None, is_head, range.as_deref());
+            let mut response = render(plan, None, is_head, range.as_deref(), None);
             let link = format!("<{}{self_url}>; rel=\"next\"", ctx.shared.hub_url);
             response.headers_mut().insert(header::LINK, hv(&link));
             response
         }
         Some(Fault::ManyHeaders { count }) => {
-            let mut response = render(plan, None, is_head, range.as_deref());
+            let mut response = render(plan, None, is_head, range.as_deref(), None);
             let map = response.headers_mut();
             for i in 0..count {
                 if let Ok(name) = HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()) {
@@ -293,7 +345,16 @@ async fn handle(State(ctx): State<Ctx>, req: Request) -> Response {
             }
             reply.into_response(is_head)
         }
-        fault => render(plan, fault, is_head, range.as_deref()),
+        fault => {
+            let wan = *ctx.shared.wan.lock().expect("wan mutex");
+            let pace = match (ctx.origin, wan.link_rate) {
+                (Origin::Cdn, Some(rate)) if !is_head => {
+                    Some(Pace::new(Arc::clone(&ctx.shared), rate, wan.link_collapse))
+                }
+                _ => None,
+            };
+            render(plan, fault, is_head, range.as_deref(), pace)
+        }
     };
     ctx.shared
         .log
@@ -344,7 +405,7 @@ fn huge_listing(entries: u64) -> Response {
 }
 
 /// Turns a plan into a response, applying range handling and body faults.
-fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) -> Response {
+fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>, pace: Option<Pace>) -> Response {
     let content = match plan {
         Plan::Reply(reply) => {
             return match fault {
@@ -354,7 +415,7 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
                     build(
                         reply.status,
                         headers,
-                        stream_body(reply.body, Some(Fault::Drip { millis })),
+                        stream_body(reply.body, Some(Fault::Drip { millis }), None),
                     )
                 }
                 _ => reply.into_response(is_head),
@@ -406,7 +467,7 @@ fn render(plan: Plan, fault: Option<Fault>, is_head: bool, range: Option<&str>) 
         _ => data.len() as u64,
     };
     headers.push((header::CONTENT_LENGTH, hv(&announced.to_string())));
-    build(status, headers, stream_body(data, fault))
+    build(status, headers, stream_body(data, fault, pace))
 }
 
 /// What happens after the bytes that are sent.
@@ -425,10 +486,12 @@ struct BodyState {
     flip_at: Option<usize>,
     ended: bool,
     drip: Option<Duration>,
+    pace: Option<Pace>,
 }
 
-/// Streams `data` in zero-copy slices, applying a body fault if any.
-fn stream_body(data: Bytes, fault: Option<Fault>) -> Body {
+/// Streams `data` in zero-copy slices, applying a body fault if any, paced on the shared link
+/// when `pace` is set.
+fn stream_body(data: Bytes, fault: Option<Fault>, pace: Option<Pace>) -> Body {
     let len = data.len();
     let clamp = |after: u64| usize::try_from(after).unwrap_or(usize::MAX).min(len);
     let (limit, ending) = match fault {
@@ -451,15 +514,21 @@ fn stream_body(data: Bytes, fault: Option<Fault>) -> Body {
         flip_at,
         ended: false,
         drip,
+        pace,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if st.pos < st.limit {
-            let step = match st.drip {
-                Some(pause) => {
+            let step = match (st.drip, &st.pace) {
+                (Some(pause), _) => {
                     tokio::time::sleep(pause).await;
                     1
                 }
-                None => CHUNK,
+                (None, Some(pace)) => {
+                    let step = PACED_CHUNK.min(st.limit - st.pos);
+                    pace.take(step).await;
+                    step
+                }
+                (None, None) => CHUNK,
             };
             let stop = (st.pos + step).min(st.limit);
             let mut chunk = st.data.slice(st.pos..stop);

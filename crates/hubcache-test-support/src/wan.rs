@@ -39,6 +39,12 @@ pub struct Wan {
     pub bimodal: Option<Bimodal>,
     /// Added before every request of both origins is answered.
     pub latency: Duration,
+    /// A bottleneck the CDN's bodies share, bytes per second: more connections get no more
+    /// in all (what a client's ramp must notice and step back from).
+    pub link_rate: Option<u64>,
+    /// A CDN node that collapses under many streams (huggingface_hub#4893): with more than
+    /// `.0` bodies streaming at once, the shared link runs at `.1` bytes per second instead.
+    pub link_collapse: Option<(u64, u64)>,
 }
 
 impl Wan {

@@ -787,3 +787,86 @@ fn verbose_logs_connections_and_parts_on_stderr_only() {
         "the fault fired"
     );
 }
+
+/// A link all connections share gets no faster with more of them: the ramp steps back, and
+/// each connection it no longer wants leaves mid-part (the log says which bytes it handed
+/// back) instead of finishing its part; another GET fetches exactly that rest, and the file is
+/// right.
+#[test]
+fn connections_the_ramp_no_longer_wants_leave_mid_part_and_another_fetches_their_rest() {
+    const SIZE: u64 = 64 * MIB;
+    let hub = FakeHub::start();
+    let data = content(SIZE);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    // A node that serves 30 MB/s in all to up to 2 streams and collapses to 5 MB/s above:
+    // the first connection is measured slow, the 8 that start then get less than it did.
+    hub.set_wan(hubcache_test_support::Wan {
+        link_rate: Some(30_000_000),
+        link_collapse: Some((2, 5_000_000)),
+        ..Default::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let out = run(
+        home.path(),
+        &hub,
+        &cache,
+        &["download", "org/big", "model.safetensors", "--verbose"],
+    )
+    .env("HUBCACHE_MAX_CONNECTIONS", "12")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read(single_path(&out)).unwrap() == data, "the file is right");
+    let log = stderr(&out);
+    // "<rate> on N connection(s): now M" with M < N: the ramp stepped back.
+    let stepped_back = log.lines().any(|l| {
+        let Some((_, rest)) = l.split_once(" on ") else {
+            return false;
+        };
+        let Some((from, to)) = rest.split_once(" connection(s): now ") else {
+            return false;
+        };
+        matches!((from.parse::<u32>(), to.trim().parse::<u32>()), (Ok(a), Ok(b)) if b < a)
+    });
+    assert!(stepped_back, "the ramp stepped back: {log}");
+    let left: Vec<(u64, u64)> = log
+        .lines()
+        .filter_map(|l| {
+            l.split_once("one left mid-part; bytes ")?
+                .1
+                .split_once(" go to another")
+        })
+        .filter_map(|(range, _)| {
+            let (a, b) = range.split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    assert!(!left.is_empty(), "a connection left mid-part: {log}");
+    let ranges: Vec<(u64, u64)> = content_gets(&hub)
+        .iter()
+        .filter(|g| g.status == 206)
+        .filter_map(|g| {
+            let spec = g.range.as_deref()?.strip_prefix("bytes=")?;
+            let (a, b) = spec.split_once('-')?;
+            Some((a.parse().ok()?, b.parse::<u64>().ok()? + 1))
+        })
+        .collect();
+    for &(a, b) in &left {
+        // A GET asked for these bytes and more before them: it was cut short at `a`.
+        assert!(
+            ranges.iter().any(|&(s, e)| s < a && e >= b),
+            "a GET left {a}-{b} inside its range: {ranges:?}"
+        );
+        // The rest is asked for from exactly where the connection stopped.
+        assert!(
+            ranges.iter().any(|&(s, _)| s == a),
+            "bytes {a}-{b} were asked for again: {ranges:?}"
+        );
+    }
+}

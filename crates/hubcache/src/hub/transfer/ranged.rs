@@ -790,7 +790,11 @@ async fn receive_chunks(
                 && sh.is_ahead(part)
                 && sh.leave_if_surplus()
             {
-                sh.hand_back(part);
+                let rest = sh.hand_back(part);
+                sh.event(format!(
+                    "fewer connections wanted: one left mid-part; bytes {}-{} go to another",
+                    rest.0, rest.1
+                ));
                 return Ok(GetEnd::Left);
             }
             let secs = started.elapsed().as_secs_f64().max(1e-3);
