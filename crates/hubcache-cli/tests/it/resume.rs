@@ -35,6 +35,44 @@ impl Rng {
 }
 
 /// `hubcache ARGS` against the fake hub with the cache in `cache`.
+/// A fake Hub whose repo `org/big` holds one `model.safetensors` of `size` bytes (returned).
+fn big_repo(size: u64) -> (FakeHub, Bytes) {
+    let hub = FakeHub::start();
+    let data = content(size);
+    hub.commit(
+        RepoKind::Model,
+        "org/big",
+        "main",
+        vec![("model.safetensors".into(), data.clone())],
+    );
+    (hub, data)
+}
+
+/// `hubcache download org/big model.safetensors --verbose` with `env` set, into a fresh cache:
+/// checks that it placed `data` and printed only the path on stdout; returns its stderr.
+fn verbose_download(hub: &FakeHub, data: &Bytes, env: (&str, &str)) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let out = run(
+        home.path(),
+        hub,
+        &cache,
+        &["download", "org/big", "model.safetensors", "--verbose"],
+    )
+    .env(env.0, env.1)
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = single_path(&out);
+    assert!(fs::read(&path).unwrap() == data[..], "the file is right");
+    assert_eq!(
+        common::stdout(&out).trim(),
+        path.to_string_lossy(),
+        "stdout is the path alone"
+    );
+    stderr(&out)
+}
+
 fn run(home: &Path, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command {
     let mut cmd = hubcache(home);
     cmd.args(args)
@@ -109,15 +147,8 @@ fn wait_until_stalled(cache: &Path, etag: &str, from: u64) -> u64 {
 #[test]
 fn ten_kills_then_one_run_resumes_from_the_last_kill() {
     const SIZE: u64 = 64 * MIB;
-    let hub = FakeHub::start();
-    let data = content(SIZE);
+    let (hub, data) = big_repo(SIZE);
     let etag = sha256_hex(&data);
-    hub.commit(
-        RepoKind::Model,
-        "org/big",
-        "main",
-        vec![("model.safetensors".into(), data.clone())],
-    );
     let home = tempfile::tempdir().unwrap();
     let cache = home.path().join("cache");
     let args = ["download", "org/big", "model.safetensors"];
@@ -541,15 +572,8 @@ fn parts_record(cache: &Path, etag: &str, size: u64) -> Option<hubcache::hub::tr
 #[test]
 fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_ranges() {
     const SIZE: u64 = 64 * MIB;
-    let hub = FakeHub::start();
-    let data = content(SIZE);
+    let (hub, data) = big_repo(SIZE);
     let etag = sha256_hex(&data);
-    hub.commit(
-        RepoKind::Model,
-        "org/big",
-        "main",
-        vec![("model.safetensors".into(), data.clone())],
-    );
     let home = tempfile::tempdir().unwrap();
     let cache = home.path().join("cache");
     let args = ["download", "org/big", "model.safetensors"];
@@ -642,15 +666,8 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
 fn python_downloads_the_same_file_during_a_parallel_transfer() {
     let Some(python) = common::python() else { return };
     const SIZE: u64 = 48 * MIB;
-    let hub = FakeHub::start();
-    let data = content(SIZE);
+    let (hub, data) = big_repo(SIZE);
     let etag = sha256_hex(&data);
-    hub.commit(
-        RepoKind::Model,
-        "org/big",
-        "main",
-        vec![("model.safetensors".into(), data.clone())],
-    );
     // 4 MB/s per CDN connection: four connections take about 3 s for the file.
     hub.set_wan(hubcache_test_support::Wan {
         cdn_rate: Some(4_000_000),
@@ -730,14 +747,7 @@ fn python_downloads_the_same_file_during_a_parallel_transfer() {
 #[test]
 fn verbose_logs_connections_and_parts_on_stderr_only() {
     const SIZE: u64 = 40 * MIB;
-    let hub = FakeHub::start();
-    let data = content(SIZE);
-    hub.commit(
-        RepoKind::Model,
-        "org/big",
-        "main",
-        vec![("model.safetensors".into(), data.clone())],
-    );
+    let (hub, data) = big_repo(SIZE);
     // A capped link (the first connection is measured slow) and one failed part.
     hub.set_wan(hubcache_test_support::Wan {
         cdn_rate: Some(40_000_000),
@@ -754,26 +764,7 @@ fn verbose_logs_connections_and_parts_on_stderr_only() {
         )
         .on_method("GET"),
     );
-    let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
-    let out = run(
-        home.path(),
-        &hub,
-        &cache,
-        &["download", "org/big", "model.safetensors", "--verbose"],
-    )
-    .env("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let path = single_path(&out);
-    assert!(fs::read(&path).unwrap() == data);
-    assert_eq!(
-        common::stdout(&out).trim(),
-        path.to_string_lossy(),
-        "stdout is the path alone"
-    );
-    let log = stderr(&out);
+    let log = verbose_download(&hub, &data, ("HF_HUB_DOWNLOAD_TIMEOUT", "30"));
     assert!(
         log.lines().any(|l| l.starts_with("model.safetensors: ")
             && l.contains(" s: first connection at")
@@ -795,14 +786,7 @@ fn verbose_logs_connections_and_parts_on_stderr_only() {
 #[test]
 fn connections_the_ramp_no_longer_wants_leave_mid_part_and_another_fetches_their_rest() {
     const SIZE: u64 = 64 * MIB;
-    let hub = FakeHub::start();
-    let data = content(SIZE);
-    hub.commit(
-        RepoKind::Model,
-        "org/big",
-        "main",
-        vec![("model.safetensors".into(), data.clone())],
-    );
+    let (hub, data) = big_repo(SIZE);
     // A node that serves 30 MB/s in all to up to 2 streams and collapses to 5 MB/s above:
     // the first connection is measured slow, the 8 that start then get less than it did.
     hub.set_wan(hubcache_test_support::Wan {
@@ -810,20 +794,7 @@ fn connections_the_ramp_no_longer_wants_leave_mid_part_and_another_fetches_their
         link_collapse: Some((2, 5_000_000)),
         ..Default::default()
     });
-    let home = tempfile::tempdir().unwrap();
-    let cache = home.path().join("cache");
-    let out = run(
-        home.path(),
-        &hub,
-        &cache,
-        &["download", "org/big", "model.safetensors", "--verbose"],
-    )
-    .env("HUBCACHE_MAX_CONNECTIONS", "12")
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(fs::read(single_path(&out)).unwrap() == data, "the file is right");
-    let log = stderr(&out);
+    let log = verbose_download(&hub, &data, ("HUBCACHE_MAX_CONNECTIONS", "12"));
     // "<rate> on N connection(s): now M" with M < N: the ramp stepped back.
     let stepped_back = log.lines().any(|l| {
         let Some((_, rest)) = l.split_once(" on ") else {
