@@ -282,6 +282,12 @@ pub async fn download_parts(
             return download(client, &again, file, path, progress).await;
         }
     };
+    if done.read_back > 0 {
+        progress.detail(&format!(
+            "hash: {} read back from the file (written ahead of the prefix)",
+            crate::units::format_size(done.read_back)
+        ));
+    }
     if done.held != req.size {
         return Err(TransferError::Size {
             expected: req.size,

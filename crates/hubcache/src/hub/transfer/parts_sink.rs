@@ -63,6 +63,9 @@ pub(super) struct PartsDone {
     pub digest: Option<String>,
     /// Bytes held (the ranges written, the adopted ones included).
     pub held: u64,
+    /// Bytes the hasher read back from the file (written ahead of the prefix, or while it
+    /// lagged); the rest it hashed from memory.
+    pub read_back: u64,
 }
 
 /// The async side of the parts writer.
@@ -147,6 +150,7 @@ impl PartWriter {
         let held = self.held.covered();
         let complete = result.is_ok() && held == self.size;
         // The hasher is always joined; it stops early when the file is incomplete.
+        let follow = self.hash.as_ref().map(|h| Arc::clone(&h.shared));
         let digest = match self.hash.take().map(Follower::finish) {
             Some(Ok(Some(d))) => d.sha256.or(d.git_sha1),
             Some(Err(e)) if complete => return Err(e),
@@ -159,7 +163,13 @@ impl PartWriter {
         } else {
             recorded?;
         }
-        Ok(PartsDone { digest, held })
+        // Read once the hasher is joined.
+        let read_back = follow.map_or(0, |f| f.read_back.load(Ordering::Relaxed));
+        Ok(PartsDone {
+            digest,
+            held,
+            read_back,
+        })
     }
 
     fn serve(&mut self, rx: &mut mpsc::Receiver<PartOp>) -> io::Result<()> {
@@ -206,6 +216,8 @@ struct Follow {
     frontier: AtomicU64,
     /// Bytes handed over with their write and not yet let go by the hasher.
     kept: AtomicU64,
+    /// Bytes the hasher read back from the file.
+    read_back: AtomicU64,
 }
 
 /// The writer's side of the hasher thread.
@@ -221,6 +233,7 @@ impl Follower {
         let shared = Arc::new(Follow {
             frontier: AtomicU64::new(0),
             kept: AtomicU64::new(0),
+            read_back: AtomicU64::new(0),
         });
         let state = HashState {
             hasher,
@@ -367,6 +380,7 @@ impl HashState {
                         _ => e,
                     })?;
                 self.hasher.update(&buf[..n]);
+                self.shared.read_back.fetch_add(n as u64, Ordering::Relaxed);
                 self.frontier = stop;
             }
         }
@@ -454,12 +468,17 @@ mod tests {
             .chain((0..far).step_by(mib))
             .map(|a| (a, a + mib))
             .collect();
-        write_and_check(sink, &all, &pieces).await;
+        let done = write_and_check(sink, &all, &pieces).await;
+        assert!(
+            done.read_back >= KEEP_BUDGET,
+            "the far third was read back: {}",
+            done.read_back
+        );
     }
 
     /// Writes `pieces` of `all` in this order, then checks the digest is the whole's and every
     /// byte is held.
-    async fn write_and_check(sink: PartSink, all: &[u8], pieces: &[(usize, usize)]) {
+    async fn write_and_check(sink: PartSink, all: &[u8], pieces: &[(usize, usize)]) -> PartsDone {
         let tx = sink.sender().unwrap();
         for &(a, b) in pieces {
             assert!(tx.write(a as u64, Bytes::copy_from_slice(&all[a..b])).await);
@@ -470,6 +489,7 @@ mod tests {
         whole.update(all);
         assert_eq!(done.digest, whole.finish().sha256);
         assert_eq!(done.held, all.len() as u64);
+        done
     }
 
     #[tokio::test]
