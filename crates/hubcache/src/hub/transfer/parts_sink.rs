@@ -150,11 +150,10 @@ impl PartWriter {
         let held = self.held.covered();
         let complete = result.is_ok() && held == self.size;
         // The hasher is always joined; it stops early when the file is incomplete.
-        let follow = self.hash.as_ref().map(|h| Arc::clone(&h.shared));
-        let digest = match self.hash.take().map(Follower::finish) {
-            Some(Ok(Some(d))) => d.sha256.or(d.git_sha1),
+        let (digest, read_back) = match self.hash.take().map(Follower::finish) {
+            Some(Ok(h)) => (h.digests.and_then(|d| d.sha256.or(d.git_sha1)), h.read_back),
             Some(Err(e)) if complete => return Err(e),
-            _ => None,
+            _ => (None, 0),
         };
         result?;
         if complete {
@@ -163,8 +162,6 @@ impl PartWriter {
         } else {
             recorded?;
         }
-        // Read once the hasher is joined.
-        let read_back = follow.map_or(0, |f| f.read_back.load(Ordering::Relaxed));
         Ok(PartsDone {
             digest,
             held,
@@ -216,15 +213,21 @@ struct Follow {
     frontier: AtomicU64,
     /// Bytes handed over with their write and not yet let go by the hasher.
     kept: AtomicU64,
-    /// Bytes the hasher read back from the file.
-    read_back: AtomicU64,
+}
+
+/// What the hasher thread ends with.
+struct Hashed {
+    /// The digests, when it hashed the whole file.
+    digests: Option<crate::digest::Digests>,
+    /// Bytes it read back from the file (the rest it hashed from memory).
+    read_back: u64,
 }
 
 /// The writer's side of the hasher thread.
 struct Follower {
     tx: std_mpsc::Sender<Written>,
     shared: Arc<Follow>,
-    handle: JoinHandle<io::Result<Option<crate::digest::Digests>>>,
+    handle: JoinHandle<io::Result<Hashed>>,
 }
 
 impl Follower {
@@ -233,7 +236,6 @@ impl Follower {
         let shared = Arc::new(Follow {
             frontier: AtomicU64::new(0),
             kept: AtomicU64::new(0),
-            read_back: AtomicU64::new(0),
         });
         let state = HashState {
             hasher,
@@ -242,6 +244,7 @@ impl Follower {
             size,
             frontier: 0,
             kept: BTreeMap::new(),
+            read_back: 0,
             shared: Arc::clone(&shared),
         };
         let handle = std::thread::Builder::new()
@@ -271,8 +274,8 @@ impl Follower {
         });
     }
 
-    /// Waits for the hasher: the digests when it hashed the whole file.
-    fn finish(self) -> io::Result<Option<crate::digest::Digests>> {
+    /// Waits for the hasher: the digests when it hashed the whole file, and what it read back.
+    fn finish(self) -> io::Result<Hashed> {
         drop(self.tx);
         self.handle
             .join()
@@ -290,11 +293,13 @@ struct HashState {
     frontier: u64,
     /// Bytes handed over with their write, by offset.
     kept: BTreeMap<u64, Bytes>,
+    /// Bytes read back from the file.
+    read_back: u64,
     shared: Arc<Follow>,
 }
 
 impl HashState {
-    fn run(mut self, rx: &std_mpsc::Receiver<Written>) -> io::Result<Option<crate::digest::Digests>> {
+    fn run(mut self, rx: &std_mpsc::Receiver<Written>) -> io::Result<Hashed> {
         let mut buf = vec![0u8; READ_BACK];
         let mut open = true;
         loop {
@@ -326,7 +331,10 @@ impl HashState {
                 Err(_) => open = false,
             }
         }
-        Ok((self.frontier == self.size).then(|| self.hasher.finish()))
+        Ok(Hashed {
+            digests: (self.frontier == self.size).then(|| self.hasher.finish()),
+            read_back: self.read_back,
+        })
     }
 
     fn absorb(&mut self, w: Written) {
@@ -380,7 +388,7 @@ impl HashState {
                         _ => e,
                     })?;
                 self.hasher.update(&buf[..n]);
-                self.shared.read_back.fetch_add(n as u64, Ordering::Relaxed);
+                self.read_back += n as u64;
                 self.frontier = stop;
             }
         }

@@ -53,7 +53,7 @@ pub struct RangedConfig {
     pub max_connections: usize,
     /// Least bytes still to fetch for a ranged transfer.
     pub min_size: u64,
-    /// Part size.
+    /// Largest part (parts shrink towards the end of the file: [`next_part`]).
     pub part_size: u64,
     /// A first connection at least this fast (bytes/s) keeps the transfer on one connection
     /// ([`FAST_LINK`]; infinite: always start several).
