@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,27 +65,14 @@ struct Pace {
 
 impl Pace {
     fn new(shared: Arc<Shared>, rate: u64, collapse: Option<(u64, u64)>) -> Pace {
-        shared.link_streams.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        shared.link_streams.fetch_add(1, Ordering::SeqCst);
         Pace { shared, rate, collapse }
     }
-}
 
-impl Drop for Pace {
-    fn drop(&mut self) {
-        self.shared
-            .link_streams
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Bytes a paced body sends per turn on the shared link.
-const PACED_CHUNK: usize = 64 << 10;
-
-impl Pace {
     /// Waits for `len` bytes' turn on the link (a turn less than a millisecond away is taken
     /// at once: the timer's granularity must not slow a lone stream).
     async fn take(&self, len: usize) {
-        let streams = self.shared.link_streams.load(std::sync::atomic::Ordering::SeqCst);
+        let streams = self.shared.link_streams.load(Ordering::SeqCst);
         let rate = match self.collapse {
             Some((above, collapsed)) if streams > above => collapsed,
             _ => self.rate,
@@ -102,12 +90,20 @@ impl Pace {
     }
 }
 
+impl Drop for Pace {
+    fn drop(&mut self) {
+        self.shared.link_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Bytes a paced body sends per turn on the shared link.
+const PACED_CHUNK: usize = 64 << 10;
+
 /// Counts a request as in flight while it lives.
 struct InFlight<'a>(&'a Shared);
 
 impl<'a> InFlight<'a> {
     fn enter(shared: &'a Shared) -> InFlight<'a> {
-        use std::sync::atomic::Ordering;
         let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
         InFlight(shared)
@@ -116,7 +112,7 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
