@@ -90,7 +90,10 @@ fn temps_of(root: &Path, etag: &str) -> Vec<(PathBuf, u64)> {
         let Ok(rd) = fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let meta = fs::symlink_metadata(e.path()).unwrap();
+            // A running download may rename or remove an entry between the listing and here.
+            let Ok(meta) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
             if meta.is_dir() {
                 stack.push(e.path());
             } else if name.starts_with(etag) && name.ends_with(".incomplete") {

@@ -37,7 +37,8 @@ fn temps(cache: &Path) -> Vec<(PathBuf, u64)> {
     let Ok(rd) = fs::read_dir(blobs) else { return Vec::new() };
     rd.flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
-        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        // A running download may rename or remove an entry between the listing and here.
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
         .collect()
 }
 
