@@ -34,7 +34,6 @@ impl Rng {
     }
 }
 
-/// `hubcache ARGS` against the fake hub with the cache in `cache`.
 /// A fake Hub whose repo `org/big` holds one `model.safetensors` of `size` bytes (returned).
 fn big_repo(size: u64) -> (FakeHub, Bytes) {
     let hub = FakeHub::start();
@@ -73,6 +72,7 @@ fn verbose_download(hub: &FakeHub, data: &Bytes, env: (&str, &str)) -> String {
     stderr(&out)
 }
 
+/// `hubcache ARGS` against the fake hub with the cache in `cache`.
 fn run(home: &Path, hub: &FakeHub, cache: &Path, args: &[&str]) -> Command {
     let mut cmd = hubcache(home);
     cmd.args(args)
