@@ -40,6 +40,14 @@ impl LoggedRequest {
                 Origin::Hub => !self.path.starts_with("/api/") && self.path.contains("/resolve/"),
             }
     }
+
+    /// The bytes a closed `Range: bytes=a-b` asked for, as `[a, b + 1)`; `None` for no range or
+    /// any other form.
+    pub fn byte_range(&self) -> Option<(u64, u64)> {
+        let spec = self.range.as_deref()?.strip_prefix("bytes=")?;
+        let (a, b) = spec.split_once('-')?;
+        Some((a.parse().ok()?, b.parse::<u64>().ok()?.checked_add(1)?))
+    }
 }
 
 /// Log storage; entries get an id so their status can be filled in when the answer is known.
@@ -73,5 +81,28 @@ impl RequestLog {
     /// Removes all entries.
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_byte_ranges_are_half_open() {
+        let get = |range: Option<&str>| LoggedRequest {
+            origin: Origin::Cdn,
+            method: "GET".into(),
+            path: "/lfs/x".into(),
+            query: None,
+            range: range.map(str::to_owned),
+            authorization: None,
+            user_agent: None,
+            status: 206,
+        };
+        assert_eq!(get(Some("bytes=2-4")).byte_range(), Some((2, 5)));
+        assert_eq!(get(Some("bytes=2-")).byte_range(), None);
+        assert_eq!(get(Some("bytes=-3")).byte_range(), None);
+        assert_eq!(get(None).byte_range(), None);
     }
 }

@@ -634,9 +634,9 @@ fn kill_9_during_a_parallel_transfer_then_the_next_run_fetches_only_the_missing_
     assert!(temps_of(&cache, &etag).is_empty(), "no temp file of the blob remains");
     let mut asked: Vec<(u64, u64)> = Vec::new();
     for g in content_gets(&hub) {
-        let spec = g.range.as_deref().unwrap().strip_prefix("bytes=").unwrap();
-        let (a, b) = spec.split_once('-').unwrap();
-        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse::<u64>().unwrap() + 1);
+        let (a, b) = g
+            .byte_range()
+            .unwrap_or_else(|| panic!("unexpected range {:?}", g.range));
         for &(s, e) in held.ranges() {
             assert!(b <= s || a >= e, "{a}-{b} asks again for held bytes {s}-{e}");
         }
@@ -825,11 +825,7 @@ fn connections_the_ramp_no_longer_wants_leave_mid_part_and_another_fetches_their
     let ranges: Vec<(u64, u64)> = content_gets(&hub)
         .iter()
         .filter(|g| g.status == 206)
-        .filter_map(|g| {
-            let spec = g.range.as_deref()?.strip_prefix("bytes=")?;
-            let (a, b) = spec.split_once('-')?;
-            Some((a.parse().ok()?, b.parse::<u64>().ok()? + 1))
-        })
+        .filter_map(LoggedRequest::byte_range)
         .collect();
     for &(a, b) in &left {
         // A GET asked for these bytes and more before them: it was cut short at `a`.

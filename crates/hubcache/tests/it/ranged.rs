@@ -78,18 +78,11 @@ fn cdn_gets(hub: &FakeHub) -> Vec<LoggedRequest> {
         .collect()
 }
 
-/// `bytes=a-b` → [a, b + 1).
-fn range_of(r: &LoggedRequest) -> Option<(u64, u64)> {
-    let spec = r.range.as_deref()?.strip_prefix("bytes=")?;
-    let (a, b) = spec.split_once('-')?;
-    Some((a.parse().ok()?, b.parse::<u64>().ok()? + 1))
-}
-
 /// Bytes the answered (206) ranged GETs asked for.
 fn ranged_bytes(gets: &[LoggedRequest]) -> u64 {
     gets.iter()
         .filter(|r| r.status == 206)
-        .filter_map(range_of)
+        .filter_map(LoggedRequest::byte_range)
         .map(|(a, b)| b - a)
         .sum()
 }
@@ -108,13 +101,13 @@ fn a_large_file_arrives_in_parts_over_several_connections() {
     let gets = cdn_gets(&hub);
     assert!(gets.len() >= 2, "{gets:?}");
     assert!(
-        gets.iter().all(|g| g.status == 206 && range_of(g).is_some()),
+        gets.iter().all(|g| g.status == 206 && g.byte_range().is_some()),
         "{gets:?}"
     );
     // The parts cover the file exactly once.
     let mut covered = RangeSet::new();
     for g in &gets {
-        let (a, b) = range_of(g).unwrap();
+        let (a, b) = g.byte_range().unwrap();
         covered.insert(a, b);
     }
     assert_eq!(covered.ranges(), &[(0, SIZE)]);
@@ -227,7 +220,7 @@ fn a_reset_in_the_middle_of_one_part_resumes_that_part_only() {
     // The cut part was asked again from where it stopped: a range not on a part boundary.
     let resumed: Vec<_> = gets
         .iter()
-        .filter_map(range_of)
+        .filter_map(LoggedRequest::byte_range)
         .filter(|(a, _)| a % PART != 0)
         .collect();
     assert_eq!(resumed.len(), 1, "{gets:?}");
@@ -274,7 +267,11 @@ fn a_stalled_part_is_cancelled_and_asked_again() {
     let path = client(&hub, cache.path(), 2).download_file(&request()).unwrap();
     assert_placed(cache.path(), &path, &data, &etag);
     let gets = cdn_gets(&hub);
-    let resumed = gets.iter().filter_map(range_of).filter(|(a, _)| a % PART != 0).count();
+    let resumed = gets
+        .iter()
+        .filter_map(LoggedRequest::byte_range)
+        .filter(|(a, _)| a % PART != 0)
+        .count();
     assert!(resumed >= 1, "the stalled part resumed mid-part: {gets:?}");
 }
 
@@ -394,7 +391,7 @@ fn a_cut_off_parallel_transfer_leaves_a_parts_file_and_the_next_run_fetches_only
     assert_placed(cache.path(), &path, &data, &etag);
     let gets = cdn_gets(&hub);
     for g in &gets {
-        let (a, b) = range_of(g).unwrap();
+        let (a, b) = g.byte_range().unwrap();
         for &(s, e) in held.ranges() {
             assert!(b <= s || a >= e, "{a}-{b} asks for held bytes {s}-{e}");
         }
@@ -453,7 +450,7 @@ fn a_fast_first_connection_keeps_one_connection_and_fetches_the_rest_in_one_get(
     let path = c.download_file(&request()).unwrap();
     assert_placed(cache.path(), &path, &data, &etag);
     let gets = cdn_gets(&hub);
-    let ranges: Vec<(u64, u64)> = gets.iter().map(|g| range_of(g).unwrap()).collect();
+    let ranges: Vec<(u64, u64)> = gets.iter().map(|g| g.byte_range().unwrap()).collect();
     // Parts one after another while the first connection is measured (2 MiB or 50 ms; with
     // 1 MiB parts a few go by), then the rest at once.
     assert_eq!(ranges[0], (0, PART), "{gets:?}");
