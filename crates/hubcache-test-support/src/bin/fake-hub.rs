@@ -67,6 +67,14 @@ fn fault_rule(name: &str) -> Option<FaultRule> {
     })
 }
 
+/// The value `v` of `flag` parsed as a `T`, or an error naming both.
+fn parse_as<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e| format!("bad {flag} {v}: {e}"))
+}
+
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -87,10 +95,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
-            "--addr" => {
-                let v = value()?;
-                parsed.addr = v.parse().map_err(|e| format!("bad --addr {v}: {e}"))?;
-            }
+            "--addr" => parsed.addr = parse_as(&flag, &value()?)?,
             "--repo" | "--model" | "--dataset" | "--space" => {
                 let kind = match flag.as_str() {
                     "--dataset" => RepoKind::Dataset,
@@ -113,21 +118,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .faults
                     .push(fault_rule(&v).ok_or_else(|| format!("unknown fault {v}"))?);
             }
-            "--cdn-rate" => {
-                let v = value()?;
-                let rate = v.parse().map_err(|e| format!("bad --cdn-rate {v}: {e}"))?;
-                parsed.wan.cdn_rate = Some(rate);
-            }
-            "--bimodal" => {
-                let v = value()?;
-                let seed = v.parse().map_err(|e| format!("bad --bimodal {v}: {e}"))?;
-                parsed.wan.bimodal = Some(Bimodal::cloudfront(seed));
-            }
-            "--latency-ms" => {
-                let v = value()?;
-                let ms = v.parse().map_err(|e| format!("bad --latency-ms {v}: {e}"))?;
-                parsed.wan.latency = std::time::Duration::from_millis(ms);
-            }
+            "--cdn-rate" => parsed.wan.cdn_rate = Some(parse_as(&flag, &value()?)?),
+            "--bimodal" => parsed.wan.bimodal = Some(Bimodal::cloudfront(parse_as(&flag, &value()?)?)),
+            "--latency-ms" => parsed.wan.latency = std::time::Duration::from_millis(parse_as(&flag, &value()?)?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
